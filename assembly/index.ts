@@ -1,0 +1,128 @@
+// wasmvs data plane: the module's exports. Every export takes and returns integers
+// (addresses, lengths, counts, codes); the host's typed view of them is host/abi.ts.
+import {
+  ABI_VERSION, CONN_SIZE, COUNTER_SLOTS, CTRL_ABI_OFF, CTRL_CONN_BASE, CTRL_CONN_CAPACITY,
+  CTRL_COUNTER_BASE, CTRL_DATA_BASE, CTRL_DESC_BASE, CTRL_DEST_BASE, CTRL_END, CTRL_FREE_HEAD, CTRL_BUMP_NEXT, CTRL_EVENT_WRITE,
+  CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_MASK, CTRL_MAGIC,
+  CTRL_MAGIC_OFF, CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SIZE,
+  CTRL_SLOT_COUNT, CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK,
+  CTRL_TIMEOUT_BASE, CTRL_WHEEL_BASE, DESC_SIZE, DEST_SIZE, EVENT_CONN_EXPIRED, EVENT_SIZE,
+  MAX_CONN_CAPACITY, MAX_DESTS_LIMIT, SVC_SIZE, SVCMAP_ENTRY_SIZE, TIMEOUT_SLOTS, WHEEL_SIZE,
+} from './layout';
+import { checksumCompute } from './checksum';
+import { connRelease, processRing, processSlot } from './nat';
+import { CTRL, loadRegions, slotCount, timeoutBase } from './regions';
+import { DEFAULT_TIMEOUT_COUNT, DEFAULT_TIMEOUTS_MS } from './tcpstate';
+import { wheelRun } from './timer';
+
+export * from './layout';
+export { serviceSet, serviceClear, destSet, destReset } from './service';
+
+@inline function align64(x: usize): usize { return (x + 63) & ~(<usize>63); }
+@inline function nextPow2(x: u32): u32 { return x <= 1 ? 1 : <u32>1 << (32 - clz<u32>(x - 1)); }
+
+/** Address of the control block (host reads region offsets from it). */
+export function controlBlock(): usize { return CTRL; }
+
+/**
+ * Plans the regions for the given sizes and records them in the control block. Returns
+ * the end address (the memory must then be grown to cover it before init), or 0 when a
+ * size is out of range. Memory must already hold the control block itself.
+ */
+export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxServices: u32,
+  maxDests: u32, eventCapacity: u32): usize {
+  if (connCapacity == 0 || connCapacity > MAX_CONN_CAPACITY) return 0;
+  if (slots == 0 || slotBytes < 64 || slotBytes > 0x10000 + 64 || (slotBytes & 63) != 0) return 0;
+  if (maxServices == 0 || maxServices > 0x10000) return 0;
+  if (maxDests == 0 || maxDests > MAX_DESTS_LIMIT) return 0;
+  if (eventCapacity == 0 || (eventCapacity & (eventCapacity - 1)) != 0) return 0;
+  const indexSlots = nextPow2(connCapacity * 4);
+  const mapSlots = nextPow2(maxServices * 4); // services + VIPs <= 2 x maxServices, load <= 1/2
+  let at: u64 = CTRL + CTRL_SIZE;
+  at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_DESC_BASE, <u32>at); at += <u64>(slots + 1) * DESC_SIZE; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_DATA_BASE, <u32>at); at += <u64>(slots + 1) * slotBytes; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_CONN_BASE, <u32>at); at += <u64>connCapacity * CONN_SIZE; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_INDEX_BASE, <u32>at); at += <u64>indexSlots * 4; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_WHEEL_BASE, <u32>at); at += <u64>WHEEL_SIZE * 4; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_SVC_BASE, <u32>at); at += <u64>maxServices * SVC_SIZE; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_SVCMAP_BASE, <u32>at); at += <u64>mapSlots * SVCMAP_ENTRY_SIZE; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_DEST_BASE, <u32>at); at += <u64>maxDests * DEST_SIZE; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_EVENT_BASE, <u32>at); at += <u64>eventCapacity * EVENT_SIZE; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_COUNTER_BASE, <u32>at); at += <u64>COUNTER_SLOTS * 8; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_TIMEOUT_BASE, <u32>at); at += <u64>TIMEOUT_SLOTS * 4;
+  if (at >= 0xffff0000) return 0;
+  store<u32>(CTRL + CTRL_END, <u32>at);
+  store<u32>(CTRL + CTRL_CONN_CAPACITY, connCapacity);
+  store<u32>(CTRL + CTRL_INDEX_MASK, indexSlots - 1);
+  store<u32>(CTRL + CTRL_SLOT_COUNT, slots);
+  store<u32>(CTRL + CTRL_SLOT_SIZE, slotBytes);
+  store<u32>(CTRL + CTRL_MAX_SERVICES, maxServices);
+  store<u32>(CTRL + CTRL_SVCMAP_MASK, mapSlots - 1);
+  store<u32>(CTRL + CTRL_MAX_DESTS, maxDests);
+  store<u32>(CTRL + CTRL_EVENT_CAPACITY, eventCapacity);
+  return <usize>at;
+}
+
+/**
+ * Initialises the planned regions (memory grown to the end address first): everything
+ * zeroed, the SipHash key set, default timeouts. The key comes from the host's CSPRNG.
+ */
+export function init(key0lo: u32, key0hi: u32, key1lo: u32, key1hi: u32): void {
+  const start = CTRL + CTRL_SIZE;
+  memory.fill(start, 0, <usize>load<u32>(CTRL + CTRL_END) - start);
+  // The shared mutable state in the control block starts from zero too.
+  store<u32>(CTRL + CTRL_FREE_HEAD, 0);
+  store<u32>(CTRL + CTRL_BUMP_NEXT, 0);
+  memory.fill(CTRL + CTRL_EVENT_WRITE, 0, CTRL_SIPKEY0 - CTRL_EVENT_WRITE);
+  store<u64>(CTRL + CTRL_SIPKEY0, <u64>key0lo | (<u64>key0hi << 32));
+  store<u64>(CTRL + CTRL_SIPKEY1, <u64>key1lo | (<u64>key1hi << 32));
+  store<u32>(CTRL + CTRL_MAGIC_OFF, CTRL_MAGIC);
+  store<u32>(CTRL + CTRL_ABI_OFF, ABI_VERSION);
+  loadRegions();
+  memory.copy(timeoutBase, DEFAULT_TIMEOUTS_MS, DEFAULT_TIMEOUT_COUNT * 4);
+}
+
+/** Another instance over the same memory (a worker) picks up the regions. 1 if valid. */
+export function attach(): u32 {
+  if (load<u32>(CTRL + CTRL_MAGIC_OFF) != CTRL_MAGIC || load<u32>(CTRL + CTRL_ABI_OFF) != ABI_VERSION) return 0;
+  loadRegions();
+  return 1;
+}
+
+/** Processes `count` ring slots from `start` (wrapping) at time `now` (ms). Returns forwards. */
+export function process(start: u32, count: u32, now: u32): u32 {
+  return processRing(start, count, now);
+}
+
+/** Processes the scratch slot (index slotCount, outside the ring): one packet, for the host's
+ * convenience call. Returns the verdict. */
+export function processScratch(now: u32): u32 {
+  return processSlot(slotCount, now);
+}
+
+function expireOne(idx: u32, now: u32): void { connRelease(idx, EVENT_CONN_EXPIRED, now); }
+
+let expireNow: u32 = 0;
+function expireAtNow(idx: u32): void { expireOne(idx, expireNow); }
+
+/**
+ * Expires connections whose time has come, handling at most `budget` records. Returns 1
+ * when there is more to do (call again), 0 when the wheel has caught up with `now`.
+ */
+export function expire(now: u32, budget: u32): u32 {
+  expireNow = now;
+  return wheelRun(now, budget, expireAtNow);
+}
+
+/** Sets the timeout of a state slot (TCP states 0..10, UDP 11), in milliseconds. */
+export function setTimeout(slot: u32, ms: u32): u32 {
+  if (slot >= TIMEOUT_SLOTS) return 0;
+  store<u32>(timeoutBase + (slot << 2), ms);
+  return 1;
+}
+
+/** Full Internet checksum of `len` bytes at `ptr` (tests and generated packets only). */
+export function checksum(ptr: usize, len: u32): u32 {
+  return checksumCompute(ptr, len, 0);
+}

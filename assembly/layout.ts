@@ -1,0 +1,242 @@
+// Linear memory layout: the one written-down ABI between the data plane and the host.
+// host/abi.ts mirrors every exported constant here; test/abi.test.ts checks that they agree.
+//
+// Memory is carved into fixed regions once, by layout(), above the module's own heap base
+// (which differs between debug and release builds, so nothing here hard-codes an address):
+//
+//   heap base (aligned 64)
+//   +------------------+ CTRL      control block: region offsets, sizes, shared mutable state
+//   | control  256 B   |
+//   +------------------+ descBase  one 16-byte descriptor per ring slot (+1 scratch slot)
+//   | descriptors      |
+//   +------------------+ dataBase  slot data, slotSize bytes each, 64-byte aligned
+//   | slot data        |
+//   +------------------+ connBase  connection records, CONN_SIZE each
+//   | connections      |
+//   +------------------+ indexBase connection index: u32 per slot, 4 x capacity rounded to 2^n
+//   | conn index       |
+//   +------------------+ wheelBase timer wheel: u32 list head per millisecond tick
+//   | timer wheel      |
+//   +------------------+ svcBase   service records, SVC_SIZE each
+//   | services         |
+//   +------------------+ svcMapBase service/VIP map, SVCMAP_ENTRY_SIZE each
+//   | service map      |
+//   +------------------+ destBase  real-server records, DEST_SIZE each
+//   | dests            |
+//   +------------------+ eventBase event ring, EVENT_SIZE each
+//   | events           |
+//   +------------------+ counterBase u64 counters, COUNTER_SLOTS of them
+//   | counters         |
+//   +------------------+ timeoutBase u32 milliseconds per state, TIMEOUT_SLOTS of them
+//   | timeouts         |
+//   +------------------+ endAddr
+//
+// Mutable state every instance must share (free list, wheel position, event cursor) lives in
+// the control block, not in WASM globals: each instance (main thread, TUN workers) has its own
+// globals over the one shared memory.
+
+export const ABI_VERSION: u32 = 1;
+export const CTRL_MAGIC: u32 = 0x31535657; // "WVS1" little-endian
+
+// ---- control block ----------------------------------------------------------------------
+export const CTRL_SIZE: u32 = 256;
+export const CTRL_MAGIC_OFF: u32 = 0;
+export const CTRL_ABI_OFF: u32 = 4;
+export const CTRL_CONN_CAPACITY: u32 = 8;
+export const CTRL_INDEX_MASK: u32 = 12;
+export const CTRL_SLOT_COUNT: u32 = 16;
+export const CTRL_SLOT_SIZE: u32 = 20;
+export const CTRL_MAX_SERVICES: u32 = 24;
+export const CTRL_MAX_DESTS: u32 = 28;
+export const CTRL_EVENT_CAPACITY: u32 = 32;
+export const CTRL_FREE_HEAD: u32 = 36; //   free conn list (index + 1, 0 = empty), linked by timerNext
+export const CTRL_BUMP_NEXT: u32 = 40; //   first never-used conn record
+export const CTRL_DESC_BASE: u32 = 44;
+export const CTRL_DATA_BASE: u32 = 48;
+export const CTRL_CONN_BASE: u32 = 52;
+export const CTRL_INDEX_BASE: u32 = 56;
+export const CTRL_WHEEL_BASE: u32 = 60;
+export const CTRL_SVC_BASE: u32 = 64;
+export const CTRL_SVCMAP_BASE: u32 = 68;
+export const CTRL_SVCMAP_MASK: u32 = 72;
+export const CTRL_DEST_BASE: u32 = 76;
+export const CTRL_EVENT_BASE: u32 = 80;
+export const CTRL_COUNTER_BASE: u32 = 84;
+export const CTRL_TIMEOUT_BASE: u32 = 88;
+export const CTRL_END: u32 = 92;
+export const CTRL_EVENT_WRITE: u32 = 96; //  events written, ever (wraps at 2^32)
+export const CTRL_EVENT_READ: u32 = 100; //  events drained by the host, ever
+export const CTRL_EVENT_MASK: u32 = 104; //  bit (1 << EVENT_*) set = someone listens
+export const CTRL_WHEEL_TICK: u32 = 108; //  last fully processed tick
+export const CTRL_WHEEL_STARTED: u32 = 112;
+export const CTRL_LIVE_CONNS: u32 = 116; //  connections in the index (not yet expired)
+export const CTRL_RECORDS_USED: u32 = 120; // records not on the free list (live + awaiting the wheel)
+export const CTRL_SIPKEY0: u32 = 128; //     u64, SipHash key, random per engine
+export const CTRL_SIPKEY1: u32 = 136; //     u64
+
+// ---- ring slot descriptor (16 bytes) ----------------------------------------------------
+//   0        4        6     7        8        10       12               16
+//   +--------+--------+-----+--------+--------+--------+----------------+
+//   | len u32|l3off16 |flag8|verdict8|reason16|reserved| conn u32       |
+//   +--------+--------+-----+--------+--------+--------+----------------+
+// len: bytes in the slot from its start (link header, if any, included). l3off: where the
+// IPv4 header starts. flags in: DESC_F_CSUM_PARTIAL (vnet_hdr NEEDS_CSUM: the L4 checksum
+// field holds the uncomplemented pseudo-header sum). Out: verdict, reason, conn (index + 1).
+export const DESC_SIZE: u32 = 16;
+export const DESC_LEN: u32 = 0;
+export const DESC_L3OFF: u32 = 4;
+export const DESC_FLAGS: u32 = 6;
+export const DESC_VERDICT: u32 = 7;
+export const DESC_REASON: u32 = 8;
+export const DESC_CONN: u32 = 12;
+export const DESC_F_CSUM_PARTIAL: u8 = 1;
+export const DESC_F_REPLY: u8 = 2; //   out: the direction was real server -> client
+export const DESC_F_NEW_CONN: u8 = 4; // out: this packet created its connection
+
+export const VERDICT_NONE: u8 = 0;
+export const VERDICT_FORWARD: u8 = 1; // rewritten in place, send it on
+export const VERDICT_PASS: u8 = 2; //    not ours, unchanged, send it on
+export const VERDICT_DROP: u8 = 3; //    dropped, reason says why
+export const VERDICT_REPLY: u8 = 4; //   reserved: the slot now holds a generated reply
+
+// Pass reasons (why a packet was none of ours).
+export const PASS_NOT_IPV4: u16 = 1; //   IPv6: not handled yet, routed unchanged
+export const PASS_PROTOCOL: u16 = 2; //   neither TCP nor UDP (ICMP ...)
+export const PASS_NO_MATCH: u16 = 3; //   no connection, not addressed to a VIP
+
+// Drop reasons: every rejection has its own code (and counter COUNTER_DROP_BASE + code).
+export const DROP_BAD_SLOT: u16 = 1; //        descriptor len/l3off do not fit the slot
+export const DROP_SHORT_PACKET: u16 = 2; //    fewer bytes than a minimal IPv4 header
+export const DROP_BAD_VERSION: u16 = 3; //     IP version neither 4 nor 6
+export const DROP_BAD_IHL: u16 = 4; //         IHL < 5
+export const DROP_TRUNCATED: u16 = 5; //       header or total length beyond the bytes present
+export const DROP_BAD_TOTAL_LENGTH: u16 = 6; // total length < header length
+export const DROP_BAD_IP_CHECKSUM: u16 = 7;
+export const DROP_FRAGMENT: u16 = 8; //        non-first fragment (no reassembly yet)
+export const DROP_TCP_TRUNCATED: u16 = 9; //   fewer than 20 bytes of TCP header
+export const DROP_BAD_TCP_DOFF: u16 = 10; //   data offset < 5 or beyond the segment
+export const DROP_UDP_TRUNCATED: u16 = 11; //  fewer than 8 bytes of UDP header
+export const DROP_BAD_UDP_LENGTH: u16 = 12; // UDP length < 8 or beyond the datagram
+export const DROP_NO_SERVICE: u16 = 13; //     to a VIP, no service on that protocol/port (refused)
+export const DROP_NO_CONN: u16 = 14; //        TCP non-SYN for no connection
+export const DROP_NO_DEST: u16 = 15; //        the scheduler found no available real server
+export const DROP_TABLE_FULL: u16 = 16; //     connection table full
+export const DROP_TUPLE_CLASH: u16 = 17; //    the new connection's tuple is another's reply tuple
+export const DROP_REASON_COUNT: u16 = 18;
+
+// ---- connection record (48 bytes) -------------------------------------------------------
+//   0       4       8       12    14    16    18   19   20    22    24      28      32      36      40
+//   +-------+-------+-------+-----+-----+-----+----+----+-----+-----+-------+-------+-------+-------+--------+
+//   | caddr | vaddr | daddr |cport|vport|dport|prot|stat|flags|dest |expires|t.prev |t.next |t.tick | 8 spare|
+//   +-------+-------+-------+-----+-----+-----+----+----+-----+-----+-------+-------+-------+-------+--------+
+// Addresses and ports in wire order. expires: engine milliseconds (wrapping u32, compared
+// as a signed difference). t.*: timer wheel links (index + 1) and the tick of the bucket the
+// record is linked in. A free record is linked on the free list through t.next.
+export const CONN_SIZE: u32 = 48;
+export const CONN_CADDR: u32 = 0;
+export const CONN_VADDR: u32 = 4;
+export const CONN_DADDR: u32 = 8;
+export const CONN_CPORT: u32 = 12;
+export const CONN_VPORT: u32 = 14;
+export const CONN_DPORT: u32 = 16;
+export const CONN_PROTO: u32 = 18;
+export const CONN_STATE: u32 = 19;
+export const CONN_FLAGS: u32 = 20;
+export const CONN_DEST: u32 = 22;
+export const CONN_EXPIRES: u32 = 24;
+export const CONN_TPREV: u32 = 28;
+export const CONN_TNEXT: u32 = 32;
+export const CONN_TTICK: u32 = 36;
+export const CONN_F_HASHED: u16 = 1; //   in the index: a live connection
+export const CONN_F_INACTIVE: u16 = 2; // counted in the dest's inactConns (else activeConns)
+export const CONN_F_TIMER: u16 = 4; //    linked in the timer wheel
+export const MAX_CONN_CAPACITY: u32 = 0xffffff; // index entries hold index + 1 in 24 bits
+
+// Connection index entry (u32): | tag 7 | dir 1 | conn index + 1 (24) |, 0 = empty.
+export const INDEX_REF_MASK: u32 = 0xffffff;
+export const INDEX_DIR_BIT: u32 = 0x1000000; // set: the entry is the reply (real server) tuple
+
+// ---- timer wheel --------------------------------------------------------------------------
+export const WHEEL_BITS: u32 = 16; // one bucket per millisecond, 65.536 s around
+export const WHEEL_SIZE: u32 = 1 << WHEEL_BITS;
+
+// ---- service record (16 bytes) and service map ----------------------------------------------
+//   0       4     6    7    8               16
+//   +-------+-----+----+----+---------------+
+//   | vaddr |vport|prot|flag|    spare      |
+//   +-------+-----+----+----+---------------+
+export const SVC_SIZE: u32 = 16;
+export const SVC_VADDR: u32 = 0;
+export const SVC_VPORT: u32 = 4;
+export const SVC_PROTO: u32 = 6;
+export const SVC_FLAGS: u32 = 7;
+export const SVC_F_IN_USE: u8 = 1;
+// Map entry: key a (vaddr), key b (1 << 24 | proto << 16 | vport for a service; 0 for the VIP
+// itself), value (service index, or the VIP's service count), 0 in `used` = empty.
+export const SVCMAP_ENTRY_SIZE: u32 = 16;
+export const SVCMAP_KEY_A: u32 = 0;
+export const SVCMAP_KEY_B: u32 = 4;
+export const SVCMAP_VALUE: u32 = 8;
+export const SVCMAP_USED: u32 = 12;
+
+// ---- real-server (dest) record (64 bytes) ----------------------------------------------------
+//   0       4     6     8       12      16      20      24              32 ...        64
+//   +-------+-----+-----+-------+-------+-------+-------+---------------+---- u64 ----+
+//   | daddr |dport|flags|service|active |inact  | spare | conns (u64)   | inPkts outPkts inBytes outBytes
+export const DEST_SIZE: u32 = 64;
+export const DEST_DADDR: u32 = 0;
+export const DEST_DPORT: u32 = 4;
+export const DEST_FLAGS: u32 = 6;
+export const DEST_SERVICE: u32 = 8;
+export const DEST_ACTIVE: u32 = 12;
+export const DEST_INACTIVE: u32 = 16;
+export const DEST_CONNS: u32 = 24;
+export const DEST_IN_PKTS: u32 = 32;
+export const DEST_OUT_PKTS: u32 = 40;
+export const DEST_IN_BYTES: u32 = 48;
+export const DEST_OUT_BYTES: u32 = 56;
+export const DEST_F_IN_USE: u16 = 1;
+export const MAX_DESTS_LIMIT: u32 = 0xffff;
+
+// ---- event record (32 bytes) ---------------------------------------------------------------
+//   0    1    2    3    4       8       12      16      20    22    24    26    28      32
+//   +----+----+----+----+-------+-------+-------+-------+-----+-----+-----+-----+-------+
+//   |type|prot|old |new | conn  | caddr | vaddr | daddr |cport|vport|dport|dest | time  |
+//   +----+----+----+----+-------+-------+-------+-------+-----+-----+-----+-----+-------+
+export const EVENT_SIZE: u32 = 32;
+export const EVENT_TYPE: u32 = 0;
+export const EVENT_PROTO: u32 = 1;
+export const EVENT_OLD_STATE: u32 = 2;
+export const EVENT_NEW_STATE: u32 = 3;
+export const EVENT_CONN: u32 = 4;
+export const EVENT_CADDR: u32 = 8;
+export const EVENT_VADDR: u32 = 12;
+export const EVENT_DADDR: u32 = 16;
+export const EVENT_CPORT: u32 = 20;
+export const EVENT_VPORT: u32 = 22;
+export const EVENT_DPORT: u32 = 24;
+export const EVENT_DEST: u32 = 26;
+export const EVENT_TIME: u32 = 28;
+export const EVENT_CONN_NEW: u8 = 1;
+export const EVENT_CONN_STATE: u8 = 2;
+export const EVENT_CONN_EXPIRED: u8 = 3; // timed out
+export const EVENT_CONN_REUSED: u8 = 4; //  replaced by a new SYN on its tuple (TIME_WAIT/CLOSE)
+
+// ---- counters (u64 each) -------------------------------------------------------------------
+export const COUNTER_PACKETS: u32 = 0;
+export const COUNTER_FORWARD_IN: u32 = 1;
+export const COUNTER_FORWARD_OUT: u32 = 2;
+export const COUNTER_PASS: u32 = 3;
+export const COUNTER_DROP: u32 = 4;
+export const COUNTER_CONN_NEW: u32 = 5;
+export const COUNTER_CONN_EXPIRED: u32 = 6;
+export const COUNTER_CONN_REUSED: u32 = 7;
+export const COUNTER_EVENTS_LOST: u32 = 8;
+export const COUNTER_PASS_BASE: u32 = 12; // + pass reason (1..3)
+export const COUNTER_DROP_BASE: u32 = 16; // + drop reason
+export const COUNTER_SLOTS: u32 = 64;
+
+// ---- timeouts (u32 ms per state) -----------------------------------------------------------
+// TCP states 0..10 as ip_vs_proto_tcp.c, then UDP's one state.
+export const TIMEOUT_UDP: u32 = 11;
+export const TIMEOUT_SLOTS: u32 = 16;

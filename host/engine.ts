@@ -1,0 +1,761 @@
+// The engine: one data plane instance over shared WASM memory, its configuration (services
+// and real servers with ipvsadm's semantics), scheduling, timers and events.
+//
+// The host owns policy and text; the data plane owns packets. Per batch the host makes one
+// call (process), plus one call back per new connection (the scheduler). Everything else
+// the host reads straight from linear memory: verdicts, counters, connection records, events.
+import { randomFillSync } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import {
+  ABI, DROP_REASONS, type DropReason, instantiate, PASS_REASONS, type PassReason,
+  TCP_STATE_NAMES, UDP_STATE_NAME, type WasmExports, wasmModule,
+} from './abi.js';
+import {
+  checkPort, formatIPv4, IPPROTO_TCP, IPPROTO_UDP, parseIPv4, parseProtocol, type Protocol,
+  protocolNumber, wire16, wire32,
+} from './addr.js';
+import { WasmvsError } from './errors.js';
+import { emitRules, parseRules, type DestSpec, type RuleSet, type ServiceSpec } from './rules.js';
+import { checkScheduler, createScheduler, type SchedDest, type Scheduler } from './schedulers/index.js';
+
+export interface Timeouts {
+  /** ESTABLISHED, seconds (ipvsadm --set tcp). */
+  tcp: number;
+  /** FIN_WAIT, seconds (ipvsadm --set tcpfin). */
+  tcpfin: number;
+  /** UDP, seconds (ipvsadm --set udp). */
+  udp: number;
+}
+
+export interface EngineOptions {
+  /** Maximum live connections (default 2^20, at most 2^24 - 1). 64 bytes of table each. */
+  connCapacity?: number;
+  /** Ring slots (default 1024). */
+  slotCount?: number;
+  /** Bytes per slot, a multiple of 64 (default 2048; up to 65,600 for GSO super-packets). */
+  slotSize?: number;
+  /** Service table size (default 256). */
+  maxServices?: number;
+  /** Real-server table size (default 4096), deleted servers with connections included. */
+  maxDests?: number;
+  /** Event ring records, a power of two (default 4096). */
+  eventCapacity?: number;
+  /** Initial timeouts; as `ipvsadm --set`, 0 leaves a default alone. */
+  timeouts?: Partial<Timeouts>;
+  /** Expiry work per process() call, in connections (default 4096). */
+  expireBudget?: number;
+  /** Use the debug WASM build (bounds assertions, slower). */
+  debug?: boolean;
+}
+
+export interface ServiceKey {
+  protocol: Protocol;
+  vaddr: string;
+  vport: number;
+}
+
+export interface DestKey {
+  daddr: string;
+  dport: number;
+}
+
+export type Verdict = 'forward' | 'pass' | 'drop' | 'reply';
+
+export interface PacketResult {
+  verdict: Verdict;
+  /** Why a packet was dropped or passed; undefined for forward. */
+  reason?: DropReason | PassReason;
+  /** The packet after processing (rewritten when forwarded), a copy. */
+  packet: Uint8Array;
+  /** True when this packet opened its connection. */
+  newConnection: boolean;
+  /** True when it travelled real server -> client. */
+  reply: boolean;
+}
+
+export interface DestInfo {
+  daddr: string;
+  dport: number;
+  weight: number;
+  activeConns: number;
+  inactConns: number;
+  /** Connections scheduled to it since it was added. */
+  conns: number;
+  inPkts: number;
+  outPkts: number;
+  inBytes: number;
+  outBytes: number;
+}
+
+export interface ServiceInfo extends ServiceSpec {
+  dests: DestInfo[];
+}
+
+export interface ConnInfo {
+  protocol: Protocol;
+  caddr: string;
+  cport: number;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  /** IPVS state name (TCP) or 'UDP'. */
+  state: string;
+  /** Milliseconds left before it expires (0 when already due). */
+  expiresIn: number;
+}
+
+export interface ConnEvent {
+  protocol: Protocol;
+  caddr: string;
+  cport: number;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  /** State after the event (for 'conn-state' the new state). */
+  state: string;
+  /** State before ('conn-state' only; otherwise equal to state). */
+  oldState: string;
+  /** Engine time of the event, ms (the `now` given to process, modulo 2^32). */
+  time: number;
+}
+
+export interface EngineEvents {
+  'conn-created': (e: ConnEvent) => void;
+  'conn-state': (e: ConnEvent) => void;
+  /** A connection left the table: timed out, or replaced by a new SYN on its tuple. */
+  'conn-expired': (e: ConnEvent & { why: 'timeout' | 'reused' }) => void;
+}
+
+export interface Counters {
+  packets: number;
+  forwardIn: number;
+  forwardOut: number;
+  pass: number;
+  drop: number;
+  connsCreated: number;
+  connsExpired: number;
+  connsReused: number;
+  eventsLost: number;
+  liveConns: number;
+  drops: Record<DropReason, number>;
+  passes: Record<PassReason, number>;
+}
+
+const DEFAULTS = {
+  connCapacity: 1 << 20,
+  slotCount: 1024,
+  slotSize: 2048,
+  maxServices: 256,
+  maxDests: 4096,
+  eventCapacity: 4096,
+  expireBudget: 4096,
+};
+const MAX_TIMEOUT_S = 2073600; // 24 days: expiry times are wrapping u32 milliseconds
+const VERDICTS: Verdict[] = ['forward', 'forward', 'pass', 'drop', 'reply'];
+const WASM_PAGE = 65536;
+const PROBE_PAGES = 4;
+
+interface DestState extends SchedDest {
+  weight: number;
+  service: ServiceState | undefined; // undefined once deleted (kept while it has connections)
+  spec: DestSpec;
+}
+
+interface ServiceState {
+  index: number;
+  spec: ServiceSpec;
+  scheduler: Scheduler;
+  /** IPVS list order: newest first. */
+  dests: DestState[];
+}
+
+function serviceId(protocol: Protocol, vaddr: number, vport: number): string {
+  return `${protocol}:${vaddr}:${vport}`;
+}
+
+function checkInt(value: unknown, min: number, max: number, what: string, code: 'WASMVS_BAD_OPTION' | 'WASMVS_BAD_WEIGHT' | 'WASMVS_BAD_TIMEOUT' | 'WASMVS_BAD_PERSISTENCE'): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new WasmvsError(code, `${what} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export class Engine extends EventEmitter<EngineEvents> {
+  readonly memory: WebAssembly.Memory;
+  readonly slotCount: number;
+  readonly slotSize: number;
+  readonly connCapacity: number;
+  private readonly wasm: WasmExports;
+  private readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private readonly ctrl: number;
+  private readonly descBase: number;
+  private readonly dataBase: number;
+  private readonly connBase: number;
+  private readonly destBase: number;
+  private readonly eventBase: number;
+  private readonly eventCapacity: number;
+  private readonly counterBase: number;
+  private readonly timeoutBase: number;
+  private readonly maxServices: number;
+  private readonly maxDests: number;
+  private readonly expireBudget: number;
+  private readonly services = new Map<string, ServiceState>();
+  private readonly servicesByIndex: (ServiceState | undefined)[] = [];
+  private readonly destsByIndex: (DestState | undefined)[] = [];
+  private lastNow = 0;
+
+  constructor(options: EngineOptions = {}) {
+    super();
+    const o = { ...DEFAULTS, ...options };
+    checkInt(o.connCapacity, 1, ABI.MAX_CONN_CAPACITY, 'connCapacity', 'WASMVS_BAD_OPTION');
+    checkInt(o.slotCount, 1, 1 << 20, 'slotCount', 'WASMVS_BAD_OPTION');
+    checkInt(o.slotSize, 64, 65536 + 64, 'slotSize', 'WASMVS_BAD_OPTION');
+    if (o.slotSize % 64 !== 0) throw new WasmvsError('WASMVS_BAD_OPTION', `slotSize must be a multiple of 64, got ${o.slotSize}`);
+    checkInt(o.maxServices, 1, 65536, 'maxServices', 'WASMVS_BAD_OPTION');
+    checkInt(o.maxDests, 1, ABI.MAX_DESTS_LIMIT, 'maxDests', 'WASMVS_BAD_OPTION');
+    checkInt(o.eventCapacity, 1, 1 << 24, 'eventCapacity', 'WASMVS_BAD_OPTION');
+    if ((o.eventCapacity & (o.eventCapacity - 1)) !== 0) throw new WasmvsError('WASMVS_BAD_OPTION', `eventCapacity must be a power of two, got ${o.eventCapacity}`);
+    checkInt(o.expireBudget, 1, 2 ** 31, 'expireBudget', 'WASMVS_BAD_OPTION');
+    const timeouts = this.checkTimeouts(options.timeouts ?? {});
+
+    const mod = wasmModule(options.debug ? 'debug' : 'release');
+    const sizes = [o.connCapacity, o.slotCount, o.slotSize, o.maxServices, o.maxDests, o.eventCapacity] as const;
+    // Plan the regions on a small probe memory, then create the real one at the right size:
+    // shared memory cannot move, so it is made once, never grown.
+    const probe = instantiate(mod, new WebAssembly.Memory({ initial: PROBE_PAGES, maximum: PROBE_PAGES, shared: true }), { schedule: () => -1 });
+    const end = probe.layout(...sizes);
+    if (end === 0) throw new WasmvsError('WASMVS_BAD_OPTION', 'the requested sizes do not fit in 4 GiB of WASM memory');
+    const pages = Math.ceil(end / WASM_PAGE);
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.wasm = instantiate(mod, this.memory, { schedule: (s, sa, sp, da, dp) => this.schedule(s, sa, sp, da, dp) });
+    if (this.wasm.layout(...sizes) !== end) throw new WasmvsError('WASMVS_ABI_MISMATCH', 'layout differs between instances');
+    const key = new Uint32Array(4);
+    randomFillSync(key);
+    this.wasm.init(key[0], key[1], key[2], key[3]);
+
+    this.bytes = new Uint8Array(this.memory.buffer);
+    this.view = new DataView(this.memory.buffer);
+    this.ctrl = this.wasm.controlBlock();
+    const ctrl32 = (off: number) => this.view.getUint32(this.ctrl + off, true);
+    if (ctrl32(ABI.CTRL_MAGIC_OFF) !== ABI.CTRL_MAGIC) throw new WasmvsError('WASMVS_ABI_MISMATCH', 'control block magic not found');
+    this.descBase = ctrl32(ABI.CTRL_DESC_BASE);
+    this.dataBase = ctrl32(ABI.CTRL_DATA_BASE);
+    this.connBase = ctrl32(ABI.CTRL_CONN_BASE);
+    this.destBase = ctrl32(ABI.CTRL_DEST_BASE);
+    this.eventBase = ctrl32(ABI.CTRL_EVENT_BASE);
+    this.counterBase = ctrl32(ABI.CTRL_COUNTER_BASE);
+    this.timeoutBase = ctrl32(ABI.CTRL_TIMEOUT_BASE);
+    this.slotCount = o.slotCount;
+    this.slotSize = o.slotSize;
+    this.connCapacity = o.connCapacity;
+    this.eventCapacity = o.eventCapacity;
+    this.maxServices = o.maxServices;
+    this.maxDests = o.maxDests;
+    this.expireBudget = o.expireBudget;
+    this.applyTimeouts(timeouts);
+  }
+
+  // ---- configuration: services -------------------------------------------------------------
+
+  /** ipvsadm -A. */
+  addService(spec: ServiceSpec): void {
+    const s = this.checkServiceSpec(spec);
+    if (this.services.has(serviceId(s.protocol, parseIPv4(s.vaddr), s.vport))) {
+      throw new WasmvsError('WASMVS_SERVICE_EXISTS', `Service already exists: ${s.protocol} ${s.vaddr}:${s.vport}`);
+    }
+    const index = this.servicesByIndex.findIndex((x) => x === undefined);
+    const at = index >= 0 ? index : this.servicesByIndex.length;
+    if (at >= this.maxServices) throw new WasmvsError('WASMVS_SERVICE_LIMIT', `service table full (maxServices ${this.maxServices})`);
+    this.commitService(at, s);
+  }
+
+  /** ipvsadm -E: change scheduler or persistence; existing connections keep their servers. */
+  editService(spec: ServiceSpec): void {
+    const s = this.checkServiceSpec(spec);
+    const svc = this.findService(s);
+    if (s.scheduler !== svc.spec.scheduler) {
+      svc.scheduler = createScheduler(s.scheduler, s.schedFlags ?? []);
+      if (svc.dests.length > 0) svc.scheduler.destsChanged(svc.dests, { kind: 'add', dest: svc.dests[0] });
+    }
+    svc.spec = s;
+  }
+
+  /** ipvsadm -D: the service goes; its connections live on until they expire. */
+  delService(key: ServiceKey): void {
+    const svc = this.findService(key);
+    for (const d of svc.dests) this.retireDest(d);
+    svc.dests = [];
+    this.wasm.serviceClear(svc.index);
+    this.services.delete(serviceId(svc.spec.protocol, parseIPv4(svc.spec.vaddr), svc.spec.vport));
+    this.servicesByIndex[svc.index] = undefined;
+  }
+
+  /** ipvsadm -C. */
+  clear(): void {
+    for (const svc of [...this.services.values()]) this.delService(svc.spec);
+  }
+
+  // ---- configuration: real servers ---------------------------------------------------------
+
+  /** ipvsadm -a. */
+  addDest(key: ServiceKey, dest: DestSpec): void {
+    const svc = this.findService(key);
+    const d = this.checkDestSpec(dest, svc.spec.vport);
+    if (this.findDest(svc, d)) throw new WasmvsError('WASMVS_DEST_EXISTS', `Destination already exists: ${d.daddr}:${d.dport}`);
+    const index = this.allocDest(svc, d);
+    this.commitDest(svc, index, d);
+  }
+
+  /** ipvsadm -e: change the weight. Weight 0 quiesces the server. */
+  editDest(key: ServiceKey, dest: DestSpec): void {
+    const svc = this.findService(key);
+    const d = this.checkDestSpec(dest, svc.spec.vport);
+    const state = this.findDest(svc, d);
+    if (!state) throw new WasmvsError('WASMVS_NO_DEST', `No such destination: ${d.daddr}:${d.dport}`);
+    state.weight = d.weight;
+    state.spec = d;
+    svc.scheduler.destsChanged(svc.dests, { kind: 'edit', dest: state });
+  }
+
+  /** ipvsadm -d: no new connections; existing ones continue until they expire. */
+  delDest(key: ServiceKey, dest: DestKey): void {
+    const svc = this.findService(key);
+    const daddr = parseIPv4(dest.daddr);
+    const dport = checkPort(dest.dport, 'real server port');
+    const state = svc.dests.find((x) => x.daddr === daddr && x.dport === (dport || svc.spec.vport));
+    if (!state) throw new WasmvsError('WASMVS_NO_DEST', `No such destination: ${dest.daddr}:${dest.dport}`);
+    svc.dests = svc.dests.filter((x) => x !== state);
+    svc.scheduler.destsChanged(svc.dests, { kind: 'del', dest: state });
+    this.retireDest(state);
+  }
+
+  /**
+   * Adds every service and real server of an ipvsadm-save text or parsed rule set, as
+   * ipvsadm-restore does; all or nothing: a bad rule changes nothing.
+   */
+  restore(rules: string | RuleSet): void {
+    const set = typeof rules === 'string' ? parseRules(rules) : rules;
+    // Check everything against the current configuration before touching it.
+    const ids = new Set<string>();
+    let destCount = 0;
+    for (const rule of set.services) {
+      const s = this.checkServiceSpec(rule);
+      const id = serviceId(s.protocol, parseIPv4(s.vaddr), s.vport);
+      if (this.services.has(id) || ids.has(id)) throw new WasmvsError('WASMVS_SERVICE_EXISTS', `Service already exists: ${s.protocol} ${s.vaddr}:${s.vport}`);
+      ids.add(id);
+      const seen = new Set<string>();
+      for (const dest of rule.dests) {
+        const d = this.checkDestSpec(dest, s.vport);
+        const did = `${d.daddr}:${d.dport}`;
+        if (seen.has(did)) throw new WasmvsError('WASMVS_DEST_EXISTS', `Destination already exists: ${did} in ${s.protocol} ${s.vaddr}:${s.vport}`);
+        seen.add(did);
+        destCount++;
+      }
+    }
+    const freeServices = this.maxServices - this.services.size;
+    if (set.services.length > freeServices) throw new WasmvsError('WASMVS_SERVICE_LIMIT', `${set.services.length} services do not fit: ${freeServices} free (maxServices ${this.maxServices})`);
+    if (destCount > this.reusableDestSlots()) throw new WasmvsError('WASMVS_DEST_LIMIT', `${destCount} real servers do not fit (maxDests ${this.maxDests})`);
+    for (const rule of set.services) {
+      this.addService(rule);
+      for (const dest of rule.dests) this.addDest(rule, dest);
+    }
+  }
+
+  /** The configuration as ipvsadm-save -n text (real servers in the order they were added). */
+  save(): string {
+    return emitRules({
+      services: [...this.servicesByIndex].filter((s): s is ServiceState => s !== undefined).map((s) => ({
+        ...s.spec,
+        dests: [...s.dests].reverse().map((d) => d.spec),
+      })),
+    });
+  }
+
+  /** Services with their real servers and counters (ipvsadm -L -n --stats). */
+  listServices(): ServiceInfo[] {
+    return this.servicesByIndex.filter((s): s is ServiceState => s !== undefined).map((s) => ({
+      ...s.spec,
+      dests: s.dests.map((d) => this.destInfo(d)),
+    }));
+  }
+
+  /** ipvsadm --set tcp tcpfin udp, in seconds; 0 leaves a value unchanged. */
+  setTimeouts(timeouts: Partial<Timeouts>): void {
+    this.applyTimeouts(this.checkTimeouts(timeouts));
+  }
+
+  getTimeouts(): Timeouts {
+    const ms = (slot: number) => this.view.getUint32(this.timeoutBase + slot * 4, true);
+    return { tcp: ms(1) / 1000, tcpfin: ms(4) / 1000, udp: ms(ABI.TIMEOUT_UDP) / 1000 };
+  }
+
+  // ---- data path -------------------------------------------------------------------------
+
+  /** Slot `i`'s bytes, a view into WASM memory (write packets here, zero-copy). */
+  slot(i: number): Uint8Array {
+    this.checkSlot(i, this.slotCount);
+    return this.bytes.subarray(this.dataBase + i * this.slotSize, this.dataBase + (i + 1) * this.slotSize);
+  }
+
+  /**
+   * Describes the packet in slot `i`: `length` bytes from the slot start, the IPv4 header at
+   * `l3Offset` (after a link header, if any). `csumPartial`: the L4 checksum holds a partial
+   * pseudo-header sum (virtio_net_hdr NEEDS_CSUM).
+   */
+  setSlot(i: number, length: number, l3Offset = 0, csumPartial = false): void {
+    this.checkSlot(i, this.slotCount + 1);
+    if (!Number.isInteger(length) || length < 0 || length > this.slotSize) throw new WasmvsError('WASMVS_RING_SLOT', `length ${length} does not fit a ${this.slotSize}-byte slot`);
+    if (!Number.isInteger(l3Offset) || l3Offset < 0 || l3Offset > 0xffff) throw new WasmvsError('WASMVS_RING_SLOT', `l3Offset ${l3Offset} is out of range`);
+    const d = this.descBase + i * ABI.DESC_SIZE;
+    this.view.setUint32(d + ABI.DESC_LEN, length, true);
+    this.view.setUint16(d + ABI.DESC_L3OFF, l3Offset, true);
+    this.bytes[d + ABI.DESC_FLAGS] = csumPartial ? ABI.DESC_F_CSUM_PARTIAL : 0;
+    this.bytes[d + ABI.DESC_VERDICT] = ABI.VERDICT_NONE;
+  }
+
+  /** Copies a packet into slot `i` and describes it. */
+  writeSlot(i: number, packet: Uint8Array, l3Offset = 0, csumPartial = false): void {
+    if (packet.length > this.slotSize) throw new WasmvsError('WASMVS_RING_SLOT', `packet of ${packet.length} bytes does not fit a ${this.slotSize}-byte slot`);
+    this.bytes.set(packet, this.slotAddr(i));
+    this.setSlot(i, packet.length, l3Offset, csumPartial);
+  }
+
+  /** The verdict written to slot `i` by the last process(). */
+  verdict(i: number): Verdict | 'none' {
+    const v = this.bytes[this.descBase + i * ABI.DESC_SIZE + ABI.DESC_VERDICT];
+    return v === ABI.VERDICT_NONE ? 'none' : VERDICTS[v];
+  }
+
+  /** The drop or pass reason of slot `i`, if any. */
+  reason(i: number): DropReason | PassReason | undefined {
+    const d = this.descBase + i * ABI.DESC_SIZE;
+    const code = this.view.getUint16(d + ABI.DESC_REASON, true);
+    if (code === 0) return undefined;
+    const v = this.bytes[d + ABI.DESC_VERDICT];
+    return (v === ABI.VERDICT_DROP ? DROP_REASONS[code] : PASS_REASONS[code]) || undefined;
+  }
+
+  /** Bytes in slot `i` (unchanged by NAT, which never resizes a packet). */
+  slotLength(i: number): number {
+    return this.view.getUint32(this.descBase + i * ABI.DESC_SIZE + ABI.DESC_LEN, true);
+  }
+
+  /**
+   * Processes `count` slots from `start` (wrapping) at engine time `now` (milliseconds, any
+   * monotonic origin), then expires due connections and delivers events. One WASM call per
+   * batch. Returns how many packets were forwarded.
+   */
+  process(start: number, count: number, now: number): number {
+    this.checkSlot(start, this.slotCount);
+    if (!Number.isInteger(count) || count < 0 || count > this.slotCount) throw new WasmvsError('WASMVS_RING_SLOT', `count ${count} must be 0..${this.slotCount}`);
+    const t = this.clock(now);
+    this.setEventMask();
+    const forwarded = this.wasm.process(start, count, t);
+    this.wasm.expire(t, this.expireBudget);
+    this.drainEvents();
+    return forwarded;
+  }
+
+  /** Convenience: one packet through the engine (copied in and out; not the fast path). */
+  processPacket(packet: Uint8Array, now: number, l3Offset = 0): PacketResult {
+    const scratch = this.slotCount;
+    if (packet.length > this.slotSize) throw new WasmvsError('WASMVS_RING_SLOT', `packet of ${packet.length} bytes does not fit a ${this.slotSize}-byte slot`);
+    const at = this.dataBase + scratch * this.slotSize;
+    this.bytes.set(packet, at);
+    this.setSlot(scratch, packet.length, l3Offset);
+    const t = this.clock(now);
+    this.setEventMask();
+    this.wasm.processScratch(t);
+    this.wasm.expire(t, this.expireBudget);
+    this.drainEvents();
+    const flags = this.bytes[this.descBase + scratch * ABI.DESC_SIZE + ABI.DESC_FLAGS];
+    const verdict = this.verdict(scratch) as Verdict;
+    const reason = this.reason(scratch);
+    return {
+      verdict,
+      ...(reason ? { reason } : {}),
+      packet: this.bytes.slice(at, at + packet.length),
+      newConnection: (flags & ABI.DESC_F_NEW_CONN) !== 0,
+      reply: (flags & ABI.DESC_F_REPLY) !== 0,
+    };
+  }
+
+  /**
+   * Expires connections due at `now`, in steps of the expiry budget, until caught up.
+   * process() already does one step per batch; call this when no packets flow.
+   */
+  expire(now: number): void {
+    const t = this.clock(now);
+    this.setEventMask();
+    while (this.wasm.expire(t, this.expireBudget) !== 0) this.drainEvents();
+    this.drainEvents();
+  }
+
+  // ---- observation -------------------------------------------------------------------------
+
+  /** Live connections (ipvsadm -L -n -c), at engine time `now` (default: the last one seen). */
+  connections(now?: number): ConnInfo[] {
+    const t = now === undefined ? this.lastNow : this.clock(now);
+    const used = this.view.getUint32(this.ctrl + ABI.CTRL_BUMP_NEXT, true);
+    const out: ConnInfo[] = [];
+    for (let i = 0; i < used; i++) {
+      const c = this.connBase + i * ABI.CONN_SIZE;
+      if (!(this.view.getUint16(c + ABI.CONN_FLAGS, true) & ABI.CONN_F_HASHED)) continue;
+      const proto = this.bytes[c + ABI.CONN_PROTO];
+      const left = (this.view.getUint32(c + ABI.CONN_EXPIRES, true) - t) | 0;
+      if (left <= 0) continue; // due: gone for every packet already, the wheel frees it next
+      out.push({
+        protocol: proto === IPPROTO_TCP ? 'tcp' : 'udp',
+        caddr: formatIPv4(this.view.getUint32(c + ABI.CONN_CADDR, false)),
+        cport: this.view.getUint16(c + ABI.CONN_CPORT, false),
+        vaddr: formatIPv4(this.view.getUint32(c + ABI.CONN_VADDR, false)),
+        vport: this.view.getUint16(c + ABI.CONN_VPORT, false),
+        daddr: formatIPv4(this.view.getUint32(c + ABI.CONN_DADDR, false)),
+        dport: this.view.getUint16(c + ABI.CONN_DPORT, false),
+        state: this.stateName(proto, this.bytes[c + ABI.CONN_STATE]),
+        expiresIn: left,
+      });
+    }
+    return out;
+  }
+
+  counters(): Counters {
+    const c = (i: number) => Number(this.view.getBigUint64(this.counterBase + i * 8, true));
+    const drops = {} as Record<DropReason, number>;
+    DROP_REASONS.forEach((name, code) => { if (name) drops[name] = c(ABI.COUNTER_DROP_BASE + code); });
+    const passes = {} as Record<PassReason, number>;
+    PASS_REASONS.forEach((name, code) => { if (name) passes[name] = c(ABI.COUNTER_PASS_BASE + code); });
+    return {
+      packets: c(ABI.COUNTER_PACKETS),
+      forwardIn: c(ABI.COUNTER_FORWARD_IN),
+      forwardOut: c(ABI.COUNTER_FORWARD_OUT),
+      pass: c(ABI.COUNTER_PASS),
+      drop: c(ABI.COUNTER_DROP),
+      connsCreated: c(ABI.COUNTER_CONN_NEW),
+      connsExpired: c(ABI.COUNTER_CONN_EXPIRED),
+      connsReused: c(ABI.COUNTER_CONN_REUSED),
+      eventsLost: c(ABI.COUNTER_EVENTS_LOST),
+      liveConns: this.view.getUint32(this.ctrl + ABI.CTRL_LIVE_CONNS, true),
+      drops,
+      passes,
+    };
+  }
+
+  /** Bytes of linear memory this engine uses, and of it the connection table. */
+  memoryUsage(): { total: number; connTable: number; perConnection: number } {
+    const indexSlots = this.view.getUint32(this.ctrl + ABI.CTRL_INDEX_MASK, true) + 1;
+    const connTable = this.connCapacity * ABI.CONN_SIZE + indexSlots * 4;
+    return { total: this.memory.buffer.byteLength, connTable, perConnection: connTable / this.connCapacity };
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private clock(now: number): number {
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw new WasmvsError('WASMVS_BAD_OPTION', `now must be a finite number of milliseconds, got ${String(now)}`);
+    this.lastNow = Math.floor(now) >>> 0;
+    return this.lastNow;
+  }
+
+  private slotAddr(i: number): number {
+    this.checkSlot(i, this.slotCount);
+    return this.dataBase + i * this.slotSize;
+  }
+
+  private checkSlot(i: number, limit: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= limit) throw new WasmvsError('WASMVS_RING_SLOT', `slot ${i} is outside the ring (0..${limit - 1})`);
+  }
+
+  /** The data plane's call for a new connection of service `index` (wire-order tuple). */
+  private schedule(index: number, saddr: number, sport: number, daddr: number, dport: number): number {
+    const svc = this.servicesByIndex[index];
+    if (!svc) return -1;
+    const dest = svc.scheduler.schedule({
+      saddr: wire32(saddr >>> 0), sport: wire16(sport), daddr: wire32(daddr >>> 0), dport: wire16(dport),
+    });
+    return dest ? dest.index : -1;
+  }
+
+  private setEventMask(): void {
+    const mask = (this.listenerCount('conn-created') ? 1 << ABI.EVENT_CONN_NEW : 0)
+      | (this.listenerCount('conn-state') ? 1 << ABI.EVENT_CONN_STATE : 0)
+      | (this.listenerCount('conn-expired') ? (1 << ABI.EVENT_CONN_EXPIRED) | (1 << ABI.EVENT_CONN_REUSED) : 0);
+    this.view.setUint32(this.ctrl + ABI.CTRL_EVENT_MASK, mask, true);
+  }
+
+  private drainEvents(): void {
+    const write = this.view.getUint32(this.ctrl + ABI.CTRL_EVENT_WRITE, true);
+    let read = this.view.getUint32(this.ctrl + ABI.CTRL_EVENT_READ, true);
+    while (read !== write) {
+      const e = this.eventBase + (read & (this.eventCapacity - 1)) * ABI.EVENT_SIZE;
+      read = (read + 1) >>> 0;
+      // Advance first: a throwing listener must not make the engine replay the event.
+      this.view.setUint32(this.ctrl + ABI.CTRL_EVENT_READ, read, true);
+      const type = this.bytes[e + ABI.EVENT_TYPE];
+      const proto = this.bytes[e + ABI.EVENT_PROTO];
+      const event: ConnEvent = {
+        protocol: proto === IPPROTO_TCP ? 'tcp' : 'udp',
+        caddr: formatIPv4(this.view.getUint32(e + ABI.EVENT_CADDR, false)),
+        cport: this.view.getUint16(e + ABI.EVENT_CPORT, false),
+        vaddr: formatIPv4(this.view.getUint32(e + ABI.EVENT_VADDR, false)),
+        vport: this.view.getUint16(e + ABI.EVENT_VPORT, false),
+        daddr: formatIPv4(this.view.getUint32(e + ABI.EVENT_DADDR, false)),
+        dport: this.view.getUint16(e + ABI.EVENT_DPORT, false),
+        state: this.stateName(proto, this.bytes[e + ABI.EVENT_NEW_STATE]),
+        oldState: this.stateName(proto, this.bytes[e + ABI.EVENT_OLD_STATE]),
+        time: this.view.getUint32(e + ABI.EVENT_TIME, true),
+      };
+      if (type === ABI.EVENT_CONN_NEW) this.emit('conn-created', event);
+      else if (type === ABI.EVENT_CONN_STATE) this.emit('conn-state', event);
+      else this.emit('conn-expired', { ...event, why: type === ABI.EVENT_CONN_REUSED ? 'reused' : 'timeout' });
+    }
+  }
+
+  private stateName(proto: number, state: number): string {
+    return proto === IPPROTO_UDP ? UDP_STATE_NAME : (TCP_STATE_NAMES[state] ?? `STATE_${state}`);
+  }
+
+  private checkTimeouts(t: Partial<Timeouts>): Partial<Timeouts> {
+    for (const [name, value] of Object.entries(t)) {
+      if (name !== 'tcp' && name !== 'tcpfin' && name !== 'udp') throw new WasmvsError('WASMVS_BAD_TIMEOUT', `unknown timeout "${name}" (tcp, tcpfin, udp)`);
+      if (value !== undefined) checkInt(value, 0, MAX_TIMEOUT_S, `timeout ${name}`, 'WASMVS_BAD_TIMEOUT');
+    }
+    return t;
+  }
+
+  private applyTimeouts(t: Partial<Timeouts>): void {
+    if (t.tcp) this.wasm.setTimeout(1, t.tcp * 1000);
+    if (t.tcpfin) this.wasm.setTimeout(4, t.tcpfin * 1000);
+    if (t.udp) this.wasm.setTimeout(ABI.TIMEOUT_UDP, t.udp * 1000);
+  }
+
+  /** Validates and normalises a service spec; throws naming the problem. */
+  private checkServiceSpec(spec: ServiceSpec): ServiceSpec {
+    const protocol = parseProtocol(spec.protocol);
+    const vaddr = formatIPv4(parseIPv4(spec.vaddr));
+    const vport = checkPort(spec.vport, 'virtual port');
+    const scheduler = spec.scheduler ?? 'wlc';
+    checkScheduler(scheduler);
+    if (spec.persistence !== undefined) checkInt(spec.persistence, 1, MAX_TIMEOUT_S, 'persistence timeout', 'WASMVS_BAD_PERSISTENCE');
+    if (vport === 0 && spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_PORT', 'Zero port specified for non-persistent service');
+    for (const [field, option] of [['netmask', '-M'], ['schedFlags', '-b'], ['onePacket', '-o']] as const) {
+      if (spec[field] !== undefined && spec[field] !== false) {
+        throw new WasmvsError('WASMVS_UNSUPPORTED', `${option} (${field}) is not supported yet: it arrives with persistence templates and the full scheduler set`);
+      }
+    }
+    const out: ServiceSpec = { protocol, vaddr, vport, scheduler };
+    if (spec.persistence !== undefined) out.persistence = spec.persistence;
+    return out;
+  }
+
+  private checkDestSpec(dest: DestSpec, vport: number): DestSpec {
+    const daddr = formatIPv4(parseIPv4(dest.daddr));
+    const dport = checkPort(dest.dport ?? 0, 'real server port') || vport;
+    const weight = checkInt(dest.weight ?? 1, 0, 65535, 'weight', 'WASMVS_BAD_WEIGHT');
+    if (dest.upperThreshold || dest.lowerThreshold) {
+      throw new WasmvsError('WASMVS_UNSUPPORTED', '-x/-y connection thresholds are not supported yet: they arrive with the full scheduler set');
+    }
+    return { daddr, dport, weight };
+  }
+
+  private findService(key: ServiceKey): ServiceState {
+    const protocol = parseProtocol(key.protocol);
+    const vaddr = parseIPv4(key.vaddr);
+    const svc = this.services.get(serviceId(protocol, vaddr, checkPort(key.vport, 'virtual port')));
+    if (!svc) throw new WasmvsError('WASMVS_NO_SERVICE', `No such service: ${protocol} ${key.vaddr}:${key.vport}`);
+    return svc;
+  }
+
+  private findDest(svc: ServiceState, d: DestSpec): DestState | undefined {
+    const daddr = parseIPv4(d.daddr);
+    return svc.dests.find((x) => x.daddr === daddr && x.dport === d.dport);
+  }
+
+  private commitService(index: number, s: ServiceSpec): void {
+    const vaddr = parseIPv4(s.vaddr);
+    const rc = this.wasm.serviceSet(index, protocolNumber(s.protocol), wire32(vaddr), wire16(s.vport));
+    if (rc !== 0) throw new WasmvsError('WASMVS_ABI_MISMATCH', `data plane refused service ${index} (${rc})`);
+    const svc: ServiceState = { index, spec: s, scheduler: createScheduler(s.scheduler, s.schedFlags ?? []), dests: [] };
+    this.services.set(serviceId(s.protocol, vaddr, s.vport), svc);
+    this.servicesByIndex[index] = svc;
+  }
+
+  /** Dest slots free now or reclaimable (deleted, no connections left). */
+  private reusableDestSlots(): number {
+    let n = this.maxDests - this.destsByIndex.length;
+    for (let i = 0; i < this.destsByIndex.length; i++) {
+      const d = this.destsByIndex[i];
+      if (!d || (!d.service && d.activeConns + d.inactConns === 0)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * A dest record for (svc, d): a deleted one for the same server is revived with its
+   * connections (as IPVS's dest trash); else a free one, or a deleted one whose connections
+   * are all gone.
+   */
+  private allocDest(svc: ServiceState, d: DestSpec): number {
+    const daddr = parseIPv4(d.daddr);
+    let reclaim = -1;
+    for (let i = 0; i < this.destsByIndex.length; i++) {
+      const old = this.destsByIndex[i];
+      if (!old) { if (reclaim < 0) reclaim = i; continue; }
+      if (old.service) continue;
+      if (this.view.getUint32(this.destBase + i * ABI.DEST_SIZE + ABI.DEST_SERVICE, true) === svc.index && old.daddr === daddr && old.dport === d.dport) return i;
+      if (reclaim < 0 && old.activeConns + old.inactConns === 0) reclaim = i;
+    }
+    if (reclaim >= 0) {
+      this.wasm.destReset(reclaim);
+      this.destsByIndex[reclaim] = undefined;
+      return reclaim;
+    }
+    if (this.destsByIndex.length >= this.maxDests) throw new WasmvsError('WASMVS_DEST_LIMIT', `real-server table full (maxDests ${this.maxDests})`);
+    return this.destsByIndex.length;
+  }
+
+  private commitDest(svc: ServiceState, index: number, d: DestSpec): void {
+    const daddr = parseIPv4(d.daddr);
+    this.wasm.destSet(index, svc.index, wire32(daddr), wire16(d.dport));
+    const view = this.view;
+    const base = this.destBase + index * ABI.DEST_SIZE;
+    const state: DestState = {
+      index,
+      daddr,
+      dport: d.dport,
+      weight: d.weight,
+      overloaded: false,
+      service: svc,
+      spec: d,
+      get activeConns() { return view.getUint32(base + ABI.DEST_ACTIVE, true); },
+      get inactConns() { return view.getUint32(base + ABI.DEST_INACTIVE, true); },
+    };
+    this.destsByIndex[index] = state;
+    svc.dests.unshift(state); // newest first, as list_add_rcu
+    svc.scheduler.destsChanged(svc.dests, { kind: 'add', dest: state });
+  }
+
+  /** Takes a dest out of scheduling; its record lives while connections use it. */
+  private retireDest(d: DestState): void {
+    d.service = undefined;
+  }
+
+  private destInfo(d: DestState): DestInfo {
+    const base = this.destBase + d.index * ABI.DEST_SIZE;
+    const u64 = (off: number) => Number(this.view.getBigUint64(base + off, true));
+    return {
+      daddr: formatIPv4(d.daddr),
+      dport: d.dport,
+      weight: d.weight,
+      activeConns: d.activeConns,
+      inactConns: d.inactConns,
+      conns: u64(ABI.DEST_CONNS),
+      inPkts: u64(ABI.DEST_IN_PKTS),
+      outPkts: u64(ABI.DEST_OUT_PKTS),
+      inBytes: u64(ABI.DEST_IN_BYTES),
+      outBytes: u64(ABI.DEST_OUT_BYTES),
+    };
+  }
+}

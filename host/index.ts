@@ -1,0 +1,14 @@
+// wasmvs: IPVS NAT ("masquerading") as a Node.js packet engine over a WebAssembly data plane.
+export { Engine } from './engine.js';
+export type {
+  ConnEvent, ConnInfo, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, PacketResult,
+  ServiceInfo, ServiceKey, Timeouts, Verdict,
+} from './engine.js';
+export { parseRules, emitRules } from './rules.js';
+export type { DestSpec, RuleSet, ServiceRule, ServiceSpec } from './rules.js';
+export { registerScheduler, schedulerNames } from './schedulers/index.js';
+export type { SchedDest, SchedPacket, Scheduler, SchedulerFactory } from './schedulers/index.js';
+export { WasmvsError, ERROR_CODES } from './errors.js';
+export type { ErrorCode } from './errors.js';
+export type { DropReason, PassReason } from './abi.js';
+export type { Protocol } from './addr.js';

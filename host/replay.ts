@@ -1,0 +1,178 @@
+// Offline replay: a pcap through the engine, both directions in file order, with the
+// capture's timestamps as the engine clock. For operators testing rules and for testing the
+// engine with independent tools (tshark, tcpdump).
+//
+// Packets travel through the ring as in the gateway: consecutive records with the same
+// millisecond timestamp form one batch (one WASM call), so timeouts see the capture's time.
+import type { DropReason, PassReason } from './abi.js';
+import { Engine, type ConnInfo, type EngineOptions, type Timeouts } from './engine.js';
+import { ipv4Offset, PcapWriter, readPcap, recordTimeMs, type PcapRecord } from './pcap.js';
+
+export interface ReplayOptions {
+  /** Rules in ipvsadm-save syntax. */
+  rules: string;
+  /** The capture (libpcap, link type Ethernet, RAW or IPv4). */
+  input: Uint8Array;
+  timeouts?: Partial<Timeouts>;
+  engine?: Omit<EngineOptions, 'timeouts'>;
+}
+
+export interface RealServerSummary {
+  protocol: string;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  newConnections: number;
+}
+
+export interface ReplaySummary {
+  packets: number;
+  verdicts: { forward: number; pass: number; drop: number };
+  forwardIn: number;
+  forwardOut: number;
+  /** Drop reasons that occurred. */
+  drops: Partial<Record<DropReason, number>>;
+  /** Pass reasons that occurred (frames without IPv4, such as ARP, count as not-ipv4). */
+  passes: Partial<Record<PassReason, number>>;
+  connections: { created: number; expired: number; reused: number; live: number };
+  realServers: RealServerSummary[];
+}
+
+export interface ReplayResult {
+  /** The output capture: forwarded (rewritten) and passed packets, input order and link type. */
+  output: Uint8Array;
+  summary: ReplaySummary;
+  /** The connection table after the last packet. */
+  connections: ConnInfo[];
+  /** Engine time of the last packet, ms. */
+  endTime: number;
+}
+
+const REPLAY_SLOTS = 256;
+const REPLAY_SLOT_SIZE = 65536 + 64; // any frame a capture can hold (jumbo, GRO) fits
+
+export function replay(options: ReplayOptions): ReplayResult {
+  const capture = readPcap(options.input);
+  const header = capture.header;
+  const engine = new Engine({
+    slotCount: REPLAY_SLOTS,
+    slotSize: REPLAY_SLOT_SIZE,
+    ...options.engine,
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+  });
+  engine.restore(options.rules);
+  const writer = new PcapWriter({ linkType: header.linkType, nanosecond: header.nanosecond, snapLen: header.snapLen });
+  let nonIpv4Frames = 0;
+  let now = 0;
+
+  // One batch: records sharing a millisecond, each in a slot; written out in order after.
+  const batch: PcapRecord[] = [];
+  const batchSlot: number[] = []; // slot per record, -1 = not IPv4, passed around the engine
+  let batchTime = 0;
+  const flush = (): void => {
+    let used = 0;
+    for (let i = 0; i < batch.length; i++) if (batchSlot[i] >= 0) used++;
+    if (used > 0) engine.process(0, used, batchTime);
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i];
+      const slot = batchSlot[i];
+      if (slot < 0) {
+        writer.add(r);
+        continue;
+      }
+      const verdict = engine.verdict(slot);
+      if (verdict === 'forward' || verdict === 'pass') {
+        writer.add({ tsSec: r.tsSec, tsFrac: r.tsFrac, origLen: r.origLen, data: engine.slot(slot).subarray(0, r.data.length) });
+      }
+    }
+    batch.length = 0;
+    batchSlot.length = 0;
+  };
+
+  let nextSlot = 0;
+  for (const record of capture.records()) {
+    const t = Math.floor(recordTimeMs(header, record));
+    if (batch.length > 0 && (t !== batchTime || nextSlot === REPLAY_SLOTS)) {
+      flush();
+      nextSlot = 0;
+    }
+    batchTime = t;
+    now = t;
+    batch.push(record);
+    const l3 = ipv4Offset(header.linkType, record.data);
+    if (l3 < 0 || record.data.length > REPLAY_SLOT_SIZE) {
+      nonIpv4Frames++;
+      batchSlot.push(-1);
+      continue;
+    }
+    engine.writeSlot(nextSlot, record.data, l3);
+    batchSlot.push(nextSlot++);
+  }
+  if (batch.length > 0) flush();
+  engine.expire(now);
+
+  const c = engine.counters();
+  const drops: Partial<Record<DropReason, number>> = {};
+  for (const [k, v] of Object.entries(c.drops) as [DropReason, number][]) if (v) drops[k] = v;
+  const passes: Partial<Record<PassReason, number>> = {};
+  for (const [k, v] of Object.entries(c.passes) as [PassReason, number][]) if (v) passes[k] = v;
+  if (nonIpv4Frames) passes['not-ipv4'] = (passes['not-ipv4'] ?? 0) + nonIpv4Frames;
+  const realServers: RealServerSummary[] = [];
+  for (const s of engine.listServices()) {
+    for (const d of [...s.dests].reverse()) {
+      realServers.push({ protocol: s.protocol, vaddr: s.vaddr, vport: s.vport, daddr: d.daddr, dport: d.dport, newConnections: d.conns });
+    }
+  }
+  return {
+    output: writer.toBytes(),
+    summary: {
+      packets: c.packets + nonIpv4Frames,
+      verdicts: { forward: c.forwardIn + c.forwardOut, pass: c.pass + nonIpv4Frames, drop: c.drop },
+      forwardIn: c.forwardIn,
+      forwardOut: c.forwardOut,
+      drops,
+      passes,
+      connections: { created: c.connsCreated, expired: c.connsExpired, reused: c.connsReused, live: c.liveConns },
+      realServers,
+    },
+    connections: engine.connections(now),
+    endTime: now,
+  };
+}
+
+/** The connection table as `ipvsadm -L -n -c` prints it. */
+export function formatConnections(conns: readonly ConnInfo[]): string {
+  const lines = ['IPVS connection entries', 'pro expire state       source             virtual            destination'];
+  for (const c of conns) {
+    const secs = Math.floor(c.expiresIn / 1000);
+    const expire = `${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}`;
+    lines.push(`${c.protocol.toUpperCase().padEnd(3)} ${expire}  ${c.state.padEnd(11)} ${`${c.caddr}:${c.cport}`.padEnd(18)} ${`${c.vaddr}:${c.vport}`.padEnd(18)} ${c.daddr}:${c.dport}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The summary as aligned text. */
+export function formatSummary(s: ReplaySummary): string {
+  const row = (label: string, n: number, extra = '') => `  ${label.padEnd(26)} ${String(n).padStart(10)}${extra}`;
+  const lines = [
+    'packets',
+    row('total', s.packets),
+    row('forwarded', s.verdicts.forward, `   (client->server ${s.forwardIn}, server->client ${s.forwardOut})`),
+    row('passed', s.verdicts.pass),
+    row('dropped', s.verdicts.drop),
+  ];
+  const drops = Object.entries(s.drops);
+  if (drops.length) lines.push('drops by reason', ...drops.map(([k, v]) => row(k, v)));
+  const passes = Object.entries(s.passes);
+  if (passes.length) lines.push('passes by reason', ...passes.map(([k, v]) => row(k, v)));
+  lines.push('connections', row('created', s.connections.created), row('expired', s.connections.expired),
+    row('reused (TIME_WAIT/CLOSE)', s.connections.reused), row('live at end', s.connections.live));
+  if (s.realServers.length) {
+    lines.push('new connections per real server');
+    for (const r of s.realServers) {
+      lines.push(`  ${`${r.protocol.toUpperCase()} ${r.vaddr}:${r.vport} -> ${r.daddr}:${r.dport}`.padEnd(48)} ${String(r.newConnections).padStart(10)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
