@@ -13,6 +13,7 @@ import { checksumCompute } from './checksum';
 import { connRelease, processRing, processSlot } from './nat';
 import { CTRL, loadRegions, slotCount, timeoutBase } from './regions';
 import { DEFAULT_TIMEOUT_COUNT, DEFAULT_TIMEOUTS_MS } from './tcpstate';
+import { sipHash13 } from './siphash';
 import { wheelRun } from './timer';
 
 export * from './layout';
@@ -125,4 +126,9 @@ export function setTimeout(slot: u32, ms: u32): u32 {
 /** Full Internet checksum of `len` bytes at `ptr` (tests and generated packets only). */
 export function checksum(ptr: usize, len: u32): u32 {
   return checksumCompute(ptr, len, 0);
+}
+
+/** SipHash-1-3 as the connection index uses it (tests check it against reference vectors). */
+export function sipHash(k0: u64, k1: u64, m0: u64, m1: u64): u64 {
+  return sipHash13(k0, k1, m0, m1);
 }

@@ -203,6 +203,7 @@ export const MAX_DESTS_LIMIT: u32 = 0xffff;
 //   +----+----+----+----+-------+-------+-------+-------+-----+-----+-----+-----+-------+
 //   |type|prot|old |new | conn  | caddr | vaddr | daddr |cport|vport|dport|dest | time  |
 //   +----+----+----+----+-------+-------+-------+-------+-----+-----+-----+-----+-------+
+// From EVENT_CADDR on, the tuple has the connection record's shape (CONN_CADDR..CONN_DPORT).
 export const EVENT_SIZE: u32 = 32;
 export const EVENT_TYPE: u32 = 0;
 export const EVENT_PROTO: u32 = 1;

@@ -162,6 +162,8 @@ export interface WasmExports {
   destReset(idx: number): number;
   /** Full Internet checksum of `len` bytes at `ptr`, field-ready (tests only). */
   checksum(ptr: number, len: number): number;
+  /** SipHash-1-3 of the 16-byte message (m0, m1) under key (k0, k1), as a signed i64 (tests only). */
+  sipHash(k0: bigint, k1: bigint, m0: bigint, m1: bigint): bigint;
 }
 
 export interface WasmImports {

@@ -91,7 +91,8 @@ export interface ServiceInfo extends ServiceSpec {
   dests: DestInfo[];
 }
 
-export interface ConnInfo {
+/** A connection's addresses: client, virtual service, real server (dest). */
+export interface ConnTuple {
   protocol: Protocol;
   caddr: string;
   cport: number;
@@ -99,20 +100,16 @@ export interface ConnInfo {
   vport: number;
   daddr: string;
   dport: number;
+}
+
+export interface ConnInfo extends ConnTuple {
   /** IPVS state name (TCP) or 'UDP'. */
   state: string;
   /** Milliseconds left before it expires (0 when already due). */
   expiresIn: number;
 }
 
-export interface ConnEvent {
-  protocol: Protocol;
-  caddr: string;
-  cport: number;
-  vaddr: string;
-  vport: number;
-  daddr: string;
-  dport: number;
+export interface ConnEvent extends ConnTuple {
   /** State after the event (for 'conn-state' the new state). */
   state: string;
   /** State before ('conn-state' only; otherwise equal to state). */
@@ -508,13 +505,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       const left = (this.view.getUint32(c + ABI.CONN_EXPIRES, true) - t) | 0;
       if (left <= 0) continue; // due: gone for every packet already, the wheel frees it next
       out.push({
-        protocol: proto === IPPROTO_TCP ? 'tcp' : 'udp',
-        caddr: formatIPv4(this.view.getUint32(c + ABI.CONN_CADDR, false)),
-        cport: this.view.getUint16(c + ABI.CONN_CPORT, false),
-        vaddr: formatIPv4(this.view.getUint32(c + ABI.CONN_VADDR, false)),
-        vport: this.view.getUint16(c + ABI.CONN_VPORT, false),
-        daddr: formatIPv4(this.view.getUint32(c + ABI.CONN_DADDR, false)),
-        dport: this.view.getUint16(c + ABI.CONN_DPORT, false),
+        ...this.readTuple(proto, c + ABI.CONN_CADDR),
         state: this.stateName(proto, this.bytes[c + ABI.CONN_STATE]),
         expiresIn: left,
       });
@@ -596,13 +587,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       const type = this.bytes[e + ABI.EVENT_TYPE];
       const proto = this.bytes[e + ABI.EVENT_PROTO];
       const event: ConnEvent = {
-        protocol: proto === IPPROTO_TCP ? 'tcp' : 'udp',
-        caddr: formatIPv4(this.view.getUint32(e + ABI.EVENT_CADDR, false)),
-        cport: this.view.getUint16(e + ABI.EVENT_CPORT, false),
-        vaddr: formatIPv4(this.view.getUint32(e + ABI.EVENT_VADDR, false)),
-        vport: this.view.getUint16(e + ABI.EVENT_VPORT, false),
-        daddr: formatIPv4(this.view.getUint32(e + ABI.EVENT_DADDR, false)),
-        dport: this.view.getUint16(e + ABI.EVENT_DPORT, false),
+        ...this.readTuple(proto, e + ABI.EVENT_CADDR),
         state: this.stateName(proto, this.bytes[e + ABI.EVENT_NEW_STATE]),
         oldState: this.stateName(proto, this.bytes[e + ABI.EVENT_OLD_STATE]),
         time: this.view.getUint32(e + ABI.EVENT_TIME, true),
@@ -611,6 +596,22 @@ export class Engine extends EventEmitter<EngineEvents> {
       else if (type === ABI.EVENT_CONN_STATE) this.emit('conn-state', event);
       else this.emit('conn-expired', { ...event, why: type === ABI.EVENT_CONN_REUSED ? 'reused' : 'timeout' });
     }
+  }
+
+  /**
+   * The tuple at `at`: caddr, vaddr, daddr, then cport, vport, dport, in wire order: the same
+   * shape in a connection record (from CONN_CADDR) and in an event record (from EVENT_CADDR).
+   */
+  private readTuple(proto: number, at: number): ConnTuple {
+    return {
+      protocol: proto === IPPROTO_TCP ? 'tcp' : 'udp',
+      caddr: formatIPv4(this.view.getUint32(at + ABI.CONN_CADDR, false)),
+      cport: this.view.getUint16(at + ABI.CONN_CPORT, false),
+      vaddr: formatIPv4(this.view.getUint32(at + ABI.CONN_VADDR, false)),
+      vport: this.view.getUint16(at + ABI.CONN_VPORT, false),
+      daddr: formatIPv4(this.view.getUint32(at + ABI.CONN_DADDR, false)),
+      dport: this.view.getUint16(at + ABI.CONN_DPORT, false),
+    };
   }
 
   private stateName(proto: number, state: number): string {

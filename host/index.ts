@@ -1,7 +1,7 @@
 // wasmvs: IPVS NAT ("masquerading") as a Node.js packet engine over a WebAssembly data plane.
 export { Engine } from './engine.js';
 export type {
-  ConnEvent, ConnInfo, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, PacketResult,
+  ConnEvent, ConnInfo, ConnTuple, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, PacketResult,
   ServiceInfo, ServiceKey, Timeouts, Verdict,
 } from './engine.js';
 export { parseRules, emitRules } from './rules.js';
