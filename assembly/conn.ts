@@ -8,7 +8,9 @@
 // and tells the direction, as IPVS's in/out lookups do with two calls.
 //
 // Index: linear probing over u32 entries | tag 7 | dir 1 | record + 1 (24) |, 0 = empty,
-// sized to 4 x capacity rounded up to a power of two, so the load factor never exceeds 1/2.
+// exactly 4 x capacity of them, so the load factor never exceeds 1/2. A tuple's home slot is
+// the multiply-shift reduction of the hash's low 32 bits (Lemire, "A fast alternative to the
+// modulo reduction", 2016), which needs no power-of-two size.
 // The 7-bit tag (top bits of the hash) skips most foreign entries without touching their
 // record. Deletion shifts later entries of the run back (Knuth 6.4 Algorithm R), so there
 // are no tombstones and probe runs stay short with no rebuild.
@@ -19,7 +21,7 @@ import {
   CONN_SIZE, CONN_TNEXT, CONN_VADDR, CONN_VPORT, CTRL_BUMP_NEXT, CTRL_FREE_HEAD,
   CTRL_LIVE_CONNS, CTRL_RECORDS_USED, INDEX_DIR_BIT, INDEX_REF_MASK,
 } from './layout';
-import { connBase, connCapacity, CTRL, indexBase, indexMask, sipKey0, sipKey1 } from './regions';
+import { connBase, connCapacity, CTRL, indexBase, indexSize, sipKey0, sipKey1 } from './regions';
 import { sipHash13 } from './siphash';
 
 const TAG_MASK: u32 = 0xfe000000;
@@ -33,6 +35,10 @@ const TAG_MASK: u32 = 0xfe000000;
 }
 
 @inline function tagOf(h: u64): u32 { return <u32>(h >> 32) & TAG_MASK; }
+@inline function homeOf(h: u64): u32 { return <u32>(((h & 0xffffffff) * <u64>indexSize) >> 32); }
+@inline function nextSlot(i: u32): u32 { return i + 1 == indexSize ? 0 : i + 1; }
+/** Steps from slot a forward to slot b, around the end. */
+@inline function distance(a: u32, b: u32): u32 { return b >= a ? b - a : b + indexSize - a; }
 
 /** The hash of one of a record's two tuples. */
 function entryHash(c: usize, reply: bool): u64 {
@@ -48,7 +54,7 @@ function entryHash(c: usize, reply: bool): u64 {
  */
 export function connLookup(h: u64, saddr: u32, sport: u16, daddr: u32, dport: u16, proto: u8): u32 {
   const tag = tagOf(h);
-  let i = <u32>h & indexMask;
+  let i = homeOf(h);
   while (true) {
     const e = load<u32>(indexBase + (<usize>i << 2));
     if (e == 0) return 0;
@@ -62,29 +68,29 @@ export function connLookup(h: u64, saddr: u32, sport: u16, daddr: u32, dport: u1
           && load<u32>(c + CONN_VADDR) == daddr && load<u16>(c + CONN_VPORT) == dport) return e;
       }
     }
-    i = (i + 1) & indexMask;
+    i = nextSlot(i);
   }
   return 0;
 }
 
 function indexInsert(h: u64, entry: u32): void {
-  let i = <u32>h & indexMask;
-  while (load<u32>(indexBase + (<usize>i << 2)) != 0) i = (i + 1) & indexMask;
+  let i = homeOf(h);
+  while (load<u32>(indexBase + (<usize>i << 2)) != 0) i = nextSlot(i);
   store<u32>(indexBase + (<usize>i << 2), tagOf(h) | entry);
 }
 
 function indexDelete(h: u64, entry: u32): void {
   const want = tagOf(h) | entry;
-  let hole = <u32>h & indexMask;
-  while (load<u32>(indexBase + (<usize>hole << 2)) != want) hole = (hole + 1) & indexMask;
+  let hole = homeOf(h);
+  while (load<u32>(indexBase + (<usize>hole << 2)) != want) hole = nextSlot(hole);
   // Shift back every later entry of the run whose home slot is not between the hole and it.
   let j = hole;
   while (true) {
-    j = (j + 1) & indexMask;
+    j = nextSlot(j);
     const e = load<u32>(indexBase + (<usize>j << 2));
     if (e == 0) break;
-    const home = <u32>entryHash(connAddr((e & INDEX_REF_MASK) - 1), (e & INDEX_DIR_BIT) != 0) & indexMask;
-    if (((j - home) & indexMask) >= ((j - hole) & indexMask)) {
+    const home = homeOf(entryHash(connAddr((e & INDEX_REF_MASK) - 1), (e & INDEX_DIR_BIT) != 0));
+    if (distance(home, j) >= distance(hole, j)) {
       store<u32>(indexBase + (<usize>hole << 2), e);
       hole = j;
     }

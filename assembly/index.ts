@@ -3,18 +3,18 @@
 import {
   ABI_VERSION, CONN_SIZE, COUNTER_SLOTS, CTRL_ABI_OFF, CTRL_CONN_BASE, CTRL_CONN_CAPACITY,
   CTRL_COUNTER_BASE, CTRL_DATA_BASE, CTRL_DESC_BASE, CTRL_DEST_BASE, CTRL_END, CTRL_FREE_HEAD, CTRL_BUMP_NEXT, CTRL_EVENT_WRITE,
-  CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_MASK, CTRL_MAGIC,
+  CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE, CTRL_MAGIC,
   CTRL_MAGIC_OFF, CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SIZE,
   CTRL_SLOT_COUNT, CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK,
   CTRL_TIMEOUT_BASE, CTRL_WHEEL_BASE, DESC_SIZE, DEST_SIZE, EVENT_CONN_EXPIRED, EVENT_SIZE,
   MAX_CONN_CAPACITY, MAX_DESTS_LIMIT, SVC_SIZE, SVCMAP_ENTRY_SIZE, TIMEOUT_SLOTS, WHEEL_SIZE,
 } from './layout';
 import { checksumCompute } from './checksum';
-import { connRelease, processRing, processSlot } from './nat';
+import { expireDue, processRing, processSlot } from './nat';
 import { CTRL, loadRegions, slotCount, timeoutBase } from './regions';
 import { DEFAULT_TIMEOUT_COUNT, DEFAULT_TIMEOUTS_MS } from './tcpstate';
 import { sipHash13 } from './siphash';
-import { wheelRun } from './timer';
+import { wheelStart } from './timer';
 
 export * from './layout';
 export { serviceSet, serviceClear, destSet, destReset } from './service';
@@ -37,8 +37,10 @@ export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxService
   if (maxServices == 0 || maxServices > 0x10000) return 0;
   if (maxDests == 0 || maxDests > MAX_DESTS_LIMIT) return 0;
   if (eventCapacity == 0 || (eventCapacity & (eventCapacity - 1)) != 0) return 0;
-  const indexSlots = nextPow2(connCapacity * 4);
-  const mapSlots = nextPow2(maxServices * 4); // services + VIPs <= 2 x maxServices, load <= 1/2
+  const indexSlots = connCapacity * 4; // exactly: homes come from a multiply-shift, not a mask
+  // Entries: services and VIPs (<= 2 x maxServices) and real-server addresses (<= maxDests),
+  // at a load factor of at most 1/2.
+  const mapSlots = nextPow2((maxServices * 2 + maxDests) * 2);
   let at: u64 = CTRL + CTRL_SIZE;
   at = align64(<usize>at);
   store<u32>(CTRL + CTRL_DESC_BASE, <u32>at); at += <u64>(slots + 1) * DESC_SIZE; at = align64(<usize>at);
@@ -55,7 +57,7 @@ export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxService
   if (at >= 0xffff0000) return 0;
   store<u32>(CTRL + CTRL_END, <u32>at);
   store<u32>(CTRL + CTRL_CONN_CAPACITY, connCapacity);
-  store<u32>(CTRL + CTRL_INDEX_MASK, indexSlots - 1);
+  store<u32>(CTRL + CTRL_INDEX_SIZE, indexSlots);
   store<u32>(CTRL + CTRL_SLOT_COUNT, slots);
   store<u32>(CTRL + CTRL_SLOT_SIZE, slotBytes);
   store<u32>(CTRL + CTRL_MAX_SERVICES, maxServices);
@@ -99,21 +101,16 @@ export function process(start: u32, count: u32, now: u32): u32 {
 /** Processes the scratch slot (index slotCount, outside the ring): one packet, for the host's
  * convenience call. Returns the verdict. */
 export function processScratch(now: u32): u32 {
+  wheelStart(now);
   return processSlot(slotCount, now);
 }
-
-function expireOne(idx: u32, now: u32): void { connRelease(idx, EVENT_CONN_EXPIRED, now); }
-
-let expireNow: u32 = 0;
-function expireAtNow(idx: u32): void { expireOne(idx, expireNow); }
 
 /**
  * Expires connections whose time has come, handling at most `budget` records. Returns 1
  * when there is more to do (call again), 0 when the wheel has caught up with `now`.
  */
 export function expire(now: u32, budget: u32): u32 {
-  expireNow = now;
-  return wheelRun(now, budget, expireAtNow);
+  return expireDue(now, budget);
 }
 
 /** Sets the timeout of a state slot (TCP states 0..10, UDP 11), in milliseconds. */

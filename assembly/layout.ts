@@ -13,7 +13,7 @@
 //   | slot data        |
 //   +------------------+ connBase  connection records, CONN_SIZE each
 //   | connections      |
-//   +------------------+ indexBase connection index: u32 per slot, 4 x capacity rounded to 2^n
+//   +------------------+ indexBase connection index: u32 per slot, 4 x capacity
 //   | conn index       |
 //   +------------------+ wheelBase timer wheel: u32 list head per millisecond tick
 //   | timer wheel      |
@@ -43,7 +43,7 @@ export const CTRL_SIZE: u32 = 256;
 export const CTRL_MAGIC_OFF: u32 = 0;
 export const CTRL_ABI_OFF: u32 = 4;
 export const CTRL_CONN_CAPACITY: u32 = 8;
-export const CTRL_INDEX_MASK: u32 = 12;
+export const CTRL_INDEX_SIZE: u32 = 12;
 export const CTRL_SLOT_COUNT: u32 = 16;
 export const CTRL_SLOT_SIZE: u32 = 20;
 export const CTRL_MAX_SERVICES: u32 = 24;

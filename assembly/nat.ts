@@ -45,12 +45,12 @@ import {
   connCapacity, count, countDrop, countPass, CTRL, dataBase, descBase, eventBase,
   eventCapacity, maxDests, slotCount, slotSize, timeoutMs,
 } from './regions';
-import { destAddr, isVip, serviceFind } from './service';
+import { destAddr, isDestAddr, isVip, serviceFind } from './service';
 import {
   TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_NONE, TCP_S_TIME_WAIT, tcpNextState, timeoutSlot,
   UDP_S_NORMAL,
 } from './tcpstate';
-import { timeDiff, timerSet, timerUnlink, wheelStart } from './timer';
+import { timeDiff, timerSet, timerUnlink, wheelRun, wheelStart } from './timer';
 import {
   IPPROTO_TCP, IPPROTO_UDP, IPV4_CHECKSUM, ipv4Check, ipv4Checksum, ipv4Daddr,
   ipv4HeaderLen, ipv4IsLaterFragment, ipv4MoreFragments, ipv4Protocol, ipv4Saddr,
@@ -137,6 +137,20 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
   return load<u32>(CTRL + CTRL_FREE_HEAD) == 0 && load<u32>(CTRL + CTRL_BUMP_NEXT) >= connCapacity;
 }
 
+// ---- expiry -------------------------------------------------------------------------------
+let expireNow: u32 = 0;
+function expireOne(idx: u32): void { connRelease(idx, EVENT_CONN_EXPIRED, expireNow); }
+
+/** Expires due connections, at most `budget` of them. 1 when more remain, else 0. */
+export function expireDue(now: u32, budget: u32): u32 {
+  expireNow = now;
+  return wheelRun(now, budget, expireOne);
+}
+
+/** When the table is full, records whose time has come but which the wheel has not reached
+ * yet are freed first, a few at a time, so a burst after an idle period is not refused. */
+const FULL_TABLE_EXPIRE_BUDGET: u32 = 64;
+
 // ---- NAT rewrite --------------------------------------------------------------------------
 /**
  * Rewrites one address (IP header offset `addrOff`) and one port (transport offset
@@ -186,7 +200,10 @@ function forward(idx: u32, reply: bool, p: usize, l4: usize, isTcp: bool, partia
 /** Schedules and records a new connection for service `svc`, then forwards its first packet. */
 function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, partial: bool,
   tflags: u8, total: u32, saddr: u32, sport: u16, daddr: u32, dport: u16, proto: u8, now: u32): u8 {
-  if (tableFull()) return drop(DROP_TABLE_FULL);
+  if (tableFull()) {
+    expireDue(now, FULL_TABLE_EXPIRE_BUDGET);
+    if (tableFull()) return drop(DROP_TABLE_FULL);
+  }
   const dest = hostSchedule(svc, saddr, sport, daddr, dport);
   if (dest < 0 || <u32>dest >= maxDests) return drop(DROP_NO_DEST);
   const d = destAddr(<u32>dest);
@@ -196,7 +213,12 @@ function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, part
   if (rport == 0) rport = dport; // a real server without a port keeps the service's port
   // The reply tuple must be free too, or replies would be matched to another connection.
   const hr = tupleHash(raddr, rport, saddr, sport, proto);
-  if (connLookup(hr, raddr, rport, saddr, sport, proto) != 0) return drop(DROP_TUPLE_CLASH);
+  const clash = connLookup(hr, raddr, rport, saddr, sport, proto);
+  if (clash != 0) {
+    const other = (clash & INDEX_REF_MASK) - 1;
+    if (timeDiff(load<u32>(connAddr(other) + CONN_EXPIRES), now) > 0) return drop(DROP_TUPLE_CLASH);
+    connRelease(other, EVENT_CONN_EXPIRED, now); // already due: it no longer exists
+  }
   const idx = <u32>connAlloc();
   const c = connAddr(idx);
   store<u32>(c + CONN_CADDR, saddr);
@@ -229,7 +251,11 @@ function handle(p: usize, avail: u32, partial: bool, now: u32): u8 {
   if (bad) return drop(bad);
   const proto = ipv4Protocol(p);
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) return pass(PASS_PROTOCOL);
-  if (ipv4IsLaterFragment(p)) return drop(DROP_FRAGMENT);
+  if (ipv4IsLaterFragment(p)) {
+    // No ports to look up without reassembly: drop what could be ours (to a VIP, or from a
+    // real server, where passing it would leak the server's address) and let transit pass.
+    return isVip(ipv4Daddr(p)) || isDestAddr(ipv4Saddr(p)) ? drop(DROP_FRAGMENT) : pass(PASS_NO_MATCH);
+  }
   const hlen = ipv4HeaderLen(p);
   const total = ipv4TotalLen(p);
   const l4 = p + hlen;

@@ -3,7 +3,7 @@
 // the shared mutable state itself stays in the control block (layout.ts).
 import {
   CTRL_CONN_BASE, CTRL_CONN_CAPACITY, CTRL_COUNTER_BASE, CTRL_DESC_BASE, CTRL_DATA_BASE,
-  CTRL_DEST_BASE, CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_MASK,
+  CTRL_DEST_BASE, CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE,
   CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SLOT_COUNT,
   CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK, CTRL_TIMEOUT_BASE,
   CTRL_WHEEL_BASE, COUNTER_DROP_BASE, COUNTER_PASS_BASE, COUNTER_DROP, COUNTER_PASS,
@@ -19,7 +19,7 @@ export let slotSize: u32 = 0;
 export let connBase: usize = 0;
 export let connCapacity: u32 = 0;
 export let indexBase: usize = 0;
-export let indexMask: u32 = 0;
+export let indexSize: u32 = 0;
 export let wheelBase: usize = 0;
 export let svcBase: usize = 0;
 export let maxServices: u32 = 0;
@@ -42,7 +42,7 @@ export function loadRegions(): void {
   connBase = load<u32>(CTRL + CTRL_CONN_BASE);
   connCapacity = load<u32>(CTRL + CTRL_CONN_CAPACITY);
   indexBase = load<u32>(CTRL + CTRL_INDEX_BASE);
-  indexMask = load<u32>(CTRL + CTRL_INDEX_MASK);
+  indexSize = load<u32>(CTRL + CTRL_INDEX_SIZE);
   wheelBase = load<u32>(CTRL + CTRL_WHEEL_BASE);
   svcBase = load<u32>(CTRL + CTRL_SVC_BASE);
   maxServices = load<u32>(CTRL + CTRL_MAX_SERVICES);

@@ -4,8 +4,10 @@
 // The service map is a small linear-probing table keyed by (a, b):
 //   service:  a = vaddr, b = 1 << 24 | proto << 16 | vport  -> value = service index
 //   VIP:      a = vaddr, b = 0                              -> value = number of services
+//   real server: a = daddr, b = 0xffffffff                 -> value = number of dest records
 // The VIP entries let a packet for a VIP on a port with no service be refused (IPVS hands
-// those to the director's own stack) while traffic to other addresses passes.
+// those to the director's own stack) while traffic to other addresses passes. The real-server
+// entries tell which fragments could belong to a connection (see nat.ts).
 import {
   DEST_DADDR, DEST_DPORT, DEST_F_IN_USE, DEST_FLAGS, DEST_SERVICE, DEST_SIZE, SVC_F_IN_USE,
   SVC_FLAGS, SVC_PROTO, SVC_SIZE, SVC_VADDR, SVC_VPORT, SVCMAP_ENTRY_SIZE, SVCMAP_KEY_A,
@@ -18,6 +20,8 @@ import { destBase, maxDests, maxServices, svcBase, svcMapBase, svcMapMask } from
 @inline function mapEntry(i: u32): usize { return svcMapBase + <usize>i * SVCMAP_ENTRY_SIZE; }
 
 @inline function serviceKey(proto: u8, vport: u16): u32 { return 0x1000000 | (<u32>proto << 16) | <u32>vport; }
+const VIP_KEY: u32 = 0;
+const DEST_ADDR_KEY: u32 = 0xffffffff;
 
 @inline function mapHome(a: u32, b: u32): u32 {
   // Keys are the operator's configuration, not attacker-chosen: a multiplicative mix is enough.
@@ -70,7 +74,21 @@ function mapDelete(slot: u32): void {
   return slot < 0 ? -1 : <i32>load<u32>(mapEntry(<u32>slot) + SVCMAP_VALUE);
 }
 
-@inline export function isVip(addr: u32): bool { return mapFind(addr, 0) >= 0; }
+@inline export function isVip(addr: u32): bool { return mapFind(addr, VIP_KEY) >= 0; }
+@inline export function isDestAddr(addr: u32): bool { return mapFind(addr, DEST_ADDR_KEY) >= 0; }
+
+/** Counts one more (delta 1) or one less (-1) user of the key (a, b); the entry goes at 0. */
+function mapRef(a: u32, b: u32, delta: i32): void {
+  const slot = mapFind(a, b);
+  if (slot < 0) {
+    if (delta > 0) mapInsert(a, b, 1);
+    return;
+  }
+  const e = mapEntry(<u32>slot);
+  const n = <i32>load<u32>(e + SVCMAP_VALUE) + delta;
+  if (n <= 0) mapDelete(<u32>slot);
+  else store<u32>(e + SVCMAP_VALUE, <u32>n);
+}
 
 /** Control: defines service `idx`. 0 on success, -1 if the key exists, -2 bad index. */
 export function serviceSet(idx: u32, proto: u8, vaddr: u32, vport: u16): i32 {
@@ -82,9 +100,7 @@ export function serviceSet(idx: u32, proto: u8, vaddr: u32, vport: u16): i32 {
   store<u8>(s + SVC_PROTO, proto);
   store<u8>(s + SVC_FLAGS, SVC_F_IN_USE);
   mapInsert(vaddr, serviceKey(proto, vport), idx);
-  const vip = mapFind(vaddr, 0);
-  if (vip < 0) mapInsert(vaddr, 0, 1);
-  else store<u32>(mapEntry(<u32>vip) + SVCMAP_VALUE, load<u32>(mapEntry(<u32>vip) + SVCMAP_VALUE) + 1);
+  mapRef(vaddr, VIP_KEY, 1);
   return 0;
 }
 
@@ -96,12 +112,7 @@ export function serviceClear(idx: u32): i32 {
   const vaddr = load<u32>(s + SVC_VADDR);
   const slot = mapFind(vaddr, serviceKey(load<u8>(s + SVC_PROTO), load<u16>(s + SVC_VPORT)));
   if (slot >= 0) mapDelete(<u32>slot);
-  const vip = mapFind(vaddr, 0);
-  if (vip >= 0) {
-    const n = load<u32>(mapEntry(<u32>vip) + SVCMAP_VALUE) - 1;
-    if (n == 0) mapDelete(<u32>vip);
-    else store<u32>(mapEntry(<u32>vip) + SVCMAP_VALUE, n);
-  }
+  mapRef(vaddr, VIP_KEY, -1);
   memory.fill(s, 0, SVC_SIZE);
   return 0;
 }
@@ -113,16 +124,20 @@ export function serviceClear(idx: u32): i32 {
 export function destSet(idx: u32, service: u32, daddr: u32, dport: u16): i32 {
   if (idx >= maxDests) return -2;
   const d = destAddr(idx);
+  if (load<u16>(d + DEST_FLAGS) & DEST_F_IN_USE) mapRef(load<u32>(d + DEST_DADDR), DEST_ADDR_KEY, -1);
   store<u32>(d + DEST_DADDR, daddr);
   store<u16>(d + DEST_DPORT, dport);
   store<u32>(d + DEST_SERVICE, service);
   store<u16>(d + DEST_FLAGS, DEST_F_IN_USE);
+  mapRef(daddr, DEST_ADDR_KEY, 1);
   return 0;
 }
 
 /** Control: forgets dest `idx` entirely; the host only does this once it has no connections. */
 export function destReset(idx: u32): i32 {
   if (idx >= maxDests) return -2;
-  memory.fill(destAddr(idx), 0, DEST_SIZE);
+  const d = destAddr(idx);
+  if (load<u16>(d + DEST_FLAGS) & DEST_F_IN_USE) mapRef(load<u32>(d + DEST_DADDR), DEST_ADDR_KEY, -1);
+  memory.fill(d, 0, DEST_SIZE);
   return 0;
 }

@@ -150,6 +150,10 @@ const DEFAULTS = {
   expireBudget: 4096,
 };
 const MAX_TIMEOUT_S = 2073600; // 24 days: expiry times are wrapping u32 milliseconds
+// The data plane compares wrapping u32 millisecond times by signed difference, which is sound
+// for gaps under 2^31 ms. A clock that jumps further (an idle engine, a capture merged across
+// weeks) is walked forward in steps of this size, expiring what fell due on the way.
+const CLOCK_STEP_MS = 2 ** 30;
 const VERDICTS: Verdict[] = ['forward', 'forward', 'pass', 'drop', 'reply'];
 const WASM_PAGE = 65536;
 const PROBE_PAGES = 4;
@@ -157,6 +161,8 @@ const PROBE_PAGES = 4;
 interface DestState extends SchedDest {
   weight: number;
   service: ServiceState | undefined; // undefined once deleted (kept while it has connections)
+  /** serviceId of the service it was added to: a deleted dest is revived only there. */
+  serviceId: string;
   spec: DestSpec;
 }
 
@@ -203,6 +209,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly servicesByIndex: (ServiceState | undefined)[] = [];
   private readonly destsByIndex: (DestState | undefined)[] = [];
   private lastNow = 0;
+  /** The last `now` as given (not wrapped), or undefined before the first. */
+  private lastFullNow: number | undefined;
 
   constructor(options: EngineOptions = {}) {
     super();
@@ -422,12 +430,28 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** The verdict written to slot `i` by the last process(). */
   verdict(i: number): Verdict | 'none' {
-    const v = this.bytes[this.descBase + i * ABI.DESC_SIZE + ABI.DESC_VERDICT];
-    return v === ABI.VERDICT_NONE ? 'none' : VERDICTS[v];
+    this.checkSlot(i, this.slotCount);
+    return this.verdictAt(i);
   }
 
   /** The drop or pass reason of slot `i`, if any. */
   reason(i: number): DropReason | PassReason | undefined {
+    this.checkSlot(i, this.slotCount);
+    return this.reasonAt(i);
+  }
+
+  /** Bytes in slot `i` (unchanged by NAT, which never resizes a packet). */
+  slotLength(i: number): number {
+    this.checkSlot(i, this.slotCount);
+    return this.view.getUint32(this.descBase + i * ABI.DESC_SIZE + ABI.DESC_LEN, true);
+  }
+
+  private verdictAt(i: number): Verdict | 'none' {
+    const v = this.bytes[this.descBase + i * ABI.DESC_SIZE + ABI.DESC_VERDICT];
+    return v === ABI.VERDICT_NONE ? 'none' : VERDICTS[v];
+  }
+
+  private reasonAt(i: number): DropReason | PassReason | undefined {
     const d = this.descBase + i * ABI.DESC_SIZE;
     const code = this.view.getUint16(d + ABI.DESC_REASON, true);
     if (code === 0) return undefined;
@@ -435,23 +459,19 @@ export class Engine extends EventEmitter<EngineEvents> {
     return (v === ABI.VERDICT_DROP ? DROP_REASONS[code] : PASS_REASONS[code]) || undefined;
   }
 
-  /** Bytes in slot `i` (unchanged by NAT, which never resizes a packet). */
-  slotLength(i: number): number {
-    return this.view.getUint32(this.descBase + i * ABI.DESC_SIZE + ABI.DESC_LEN, true);
-  }
-
   /**
    * Processes `count` slots from `start` (wrapping) at engine time `now` (milliseconds, any
-   * monotonic origin), then expires due connections and delivers events. One WASM call per
-   * batch. Returns how many packets were forwarded.
+   * monotonic origin), after expiring the connections due by then (a bounded step), and
+   * delivers the batch's events. One WASM call per batch. Returns how many packets were forwarded.
    */
   process(start: number, count: number, now: number): number {
     this.checkSlot(start, this.slotCount);
     if (!Number.isInteger(count) || count < 0 || count > this.slotCount) throw new WasmvsError('WASMVS_RING_SLOT', `count ${count} must be 0..${this.slotCount}`);
     const t = this.clock(now);
     this.setEventMask();
-    const forwarded = this.wasm.process(start, count, t);
+    // Expire first: connections due by `now` must not block this batch's new ones.
     this.wasm.expire(t, this.expireBudget);
+    const forwarded = this.wasm.process(start, count, t);
     this.drainEvents();
     return forwarded;
   }
@@ -465,12 +485,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.setSlot(scratch, packet.length, l3Offset);
     const t = this.clock(now);
     this.setEventMask();
-    this.wasm.processScratch(t);
     this.wasm.expire(t, this.expireBudget);
+    this.wasm.processScratch(t);
     this.drainEvents();
     const flags = this.bytes[this.descBase + scratch * ABI.DESC_SIZE + ABI.DESC_FLAGS];
-    const verdict = this.verdict(scratch) as Verdict;
-    const reason = this.reason(scratch);
+    const verdict = this.verdictAt(scratch) as Verdict;
+    const reason = this.reasonAt(scratch);
     return {
       verdict,
       ...(reason ? { reason } : {}),
@@ -537,7 +557,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Bytes of linear memory this engine uses, and of it the connection table. */
   memoryUsage(): { total: number; connTable: number; perConnection: number } {
-    const indexSlots = this.view.getUint32(this.ctrl + ABI.CTRL_INDEX_MASK, true) + 1;
+    const indexSlots = this.view.getUint32(this.ctrl + ABI.CTRL_INDEX_SIZE, true);
     const connTable = this.connCapacity * ABI.CONN_SIZE + indexSlots * 4;
     return { total: this.memory.buffer.byteLength, connTable, perConnection: connTable / this.connCapacity };
   }
@@ -546,7 +566,15 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private clock(now: number): number {
     if (typeof now !== 'number' || !Number.isFinite(now)) throw new WasmvsError('WASMVS_BAD_OPTION', `now must be a finite number of milliseconds, got ${String(now)}`);
-    this.lastNow = Math.floor(now) >>> 0;
+    const full = Math.floor(now);
+    if (this.lastFullNow !== undefined) {
+      for (let at = this.lastFullNow + CLOCK_STEP_MS; at < full; at += CLOCK_STEP_MS) {
+        while (this.wasm.expire(at >>> 0, this.expireBudget) !== 0) this.drainEvents();
+        this.drainEvents();
+      }
+    }
+    if (this.lastFullNow === undefined || full > this.lastFullNow) this.lastFullNow = full;
+    this.lastNow = full >>> 0;
     return this.lastNow;
   }
 
@@ -700,12 +728,14 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   private allocDest(svc: ServiceState, d: DestSpec): number {
     const daddr = parseIPv4(d.daddr);
+    const id = serviceId(svc.spec.protocol, parseIPv4(svc.spec.vaddr), svc.spec.vport);
     let reclaim = -1;
     for (let i = 0; i < this.destsByIndex.length; i++) {
       const old = this.destsByIndex[i];
       if (!old) { if (reclaim < 0) reclaim = i; continue; }
       if (old.service) continue;
-      if (this.view.getUint32(this.destBase + i * ABI.DEST_SIZE + ABI.DEST_SERVICE, true) === svc.index && old.daddr === daddr && old.dport === d.dport) return i;
+      // As ip_vs_trash_get_dest: the same server of the same service (protocol, vaddr, vport).
+      if (old.serviceId === id && old.daddr === daddr && old.dport === d.dport) return i;
       if (reclaim < 0 && old.activeConns + old.inactConns === 0) reclaim = i;
     }
     if (reclaim >= 0) {
@@ -729,6 +759,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       weight: d.weight,
       overloaded: false,
       service: svc,
+      serviceId: serviceId(svc.spec.protocol, parseIPv4(svc.spec.vaddr), svc.spec.vport),
       spec: d,
       get activeConns() { return view.getUint32(base + ABI.DEST_ACTIVE, true); },
       get inactConns() { return view.getUint32(base + ABI.DEST_INACTIVE, true); },

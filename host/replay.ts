@@ -50,6 +50,7 @@ export interface ReplayResult {
 }
 
 const REPLAY_SLOTS = 256;
+const MAX_SNAPLEN = 262144; // libpcap's MAXIMUM_SNAPLEN
 const REPLAY_SLOT_SIZE = 65536 + 64; // any frame a capture can hold (jumbo, GRO) fits
 
 export function replay(options: ReplayOptions): ReplayResult {
@@ -62,7 +63,9 @@ export function replay(options: ReplayOptions): ReplayResult {
     ...(options.timeouts ? { timeouts: options.timeouts } : {}),
   });
   engine.restore(options.rules);
-  const writer = new PcapWriter({ linkType: header.linkType, nanosecond: header.nanosecond, snapLen: header.snapLen });
+  // As libpcap's pcap_adjust_snapshot: a header snaplen of 0 or beyond the maximum means "all".
+  const snapLen = header.snapLen === 0 || header.snapLen > MAX_SNAPLEN ? MAX_SNAPLEN : header.snapLen;
+  const writer = new PcapWriter({ linkType: header.linkType, nanosecond: header.nanosecond, snapLen });
   let nonIpv4Frames = 0;
   let now = 0;
 
