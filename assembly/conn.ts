@@ -25,13 +25,14 @@ import { connBase, connCapacity, CTRL, indexBase, indexSize, sipKey0, sipKey1 } 
 import { sipHash13 } from './siphash';
 
 const TAG_MASK: u32 = 0xfe000000;
+const TUPLE_BYTES: u32 = 13; // saddr 4, daddr 4, sport 2, dport 2, proto 1
 
 @inline export function connAddr(idx: u32): usize { return connBase + <usize>idx * CONN_SIZE; }
 
 @inline export function tupleHash(saddr: u32, sport: u16, daddr: u32, dport: u16, proto: u8): u64 {
   return sipHash13(sipKey0, sipKey1,
     <u64>saddr | (<u64>daddr << 32),
-    <u64>sport | (<u64>dport << 16) | (<u64>proto << 32));
+    <u64>sport | (<u64>dport << 16) | (<u64>proto << 32), TUPLE_BYTES);
 }
 
 @inline function tagOf(h: u64): u32 { return <u32>(h >> 32) & TAG_MASK; }
@@ -67,6 +68,30 @@ export function connLookup(h: u64, saddr: u32, sport: u16, daddr: u32, dport: u1
         } else if (load<u32>(c + CONN_CADDR) == saddr && load<u16>(c + CONN_CPORT) == sport
           && load<u32>(c + CONN_VADDR) == daddr && load<u16>(c + CONN_VPORT) == dport) return e;
       }
+    }
+    i = nextSlot(i);
+  }
+  return 0;
+}
+
+/** Loads the word at a hash's home slot, so its cache line is on its way (see nat.ts). */
+@inline export function indexTouch(h: u64): u32 {
+  return load<u32>(indexBase + (<usize>homeOf(h) << 2));
+}
+
+/**
+ * Loads the first and last words of the first record whose entry carries the hash's tag, if
+ * any: a 48-byte record straddles two cache lines every other time.
+ */
+export function connTouch(h: u64): u32 {
+  const tag = tagOf(h);
+  let i = homeOf(h);
+  while (true) {
+    const e = load<u32>(indexBase + (<usize>i << 2));
+    if (e == 0) return 0;
+    if ((e & TAG_MASK) == tag) {
+      const c = connAddr((e & INDEX_REF_MASK) - 1);
+      return load<u32>(c) + load<u32>(c + CONN_SIZE - 4);
     }
     i = nextSlot(i);
   }

@@ -126,6 +126,6 @@ export function checksum(ptr: usize, len: u32): u32 {
 }
 
 /** SipHash-1-3 as the connection index uses it (tests check it against reference vectors). */
-export function sipHash(k0: u64, k1: u64, m0: u64, m1: u64): u64 {
-  return sipHash13(k0, k1, m0, m1);
+export function sipHash(k0: u64, k1: u64, m0: u64, tail: u64, len: u32): u64 {
+  return sipHash13(k0, k1, m0, tail, len);
 }

@@ -77,17 +77,19 @@ export const CTRL_SIPKEY1: u32 = 136; //     u64
 // ---- ring slot descriptor (16 bytes) ----------------------------------------------------
 //   0        4        6     7        8        10       12               16
 //   +--------+--------+-----+--------+--------+--------+----------------+
-//   | len u32|l3off16 |flag8|verdict8|reason16|reserved| conn u32       |
+//   | len u32|l3off16 |flag8|verdict8|reason16|hash.hi | conn u32       |
 //   +--------+--------+-----+--------+--------+--------+----------------+
 // len: bytes in the slot from its start (link header, if any, included). l3off: where the
 // IPv4 header starts. flags in: DESC_F_CSUM_PARTIAL (vnet_hdr NEEDS_CSUM: the L4 checksum
 // field holds the uncomplemented pseudo-header sum). Out: verdict, reason, conn (index + 1).
+// During a batch, hash.hi and conn hold the packet's tuple hash between passes (nat.ts).
 export const DESC_SIZE: u32 = 16;
 export const DESC_LEN: u32 = 0;
 export const DESC_L3OFF: u32 = 4;
 export const DESC_FLAGS: u32 = 6;
 export const DESC_VERDICT: u32 = 7;
 export const DESC_REASON: u32 = 8;
+export const DESC_HASH_HI: u32 = 10;
 export const DESC_CONN: u32 = 12;
 export const DESC_F_CSUM_PARTIAL: u8 = 1;
 export const DESC_F_REPLY: u8 = 2; //   out: the direction was real server -> client

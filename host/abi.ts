@@ -40,6 +40,7 @@ export const ABI = {
   DESC_FLAGS: 6,
   DESC_VERDICT: 7,
   DESC_REASON: 8,
+  DESC_HASH_HI: 10,
   DESC_CONN: 12,
   DESC_F_CSUM_PARTIAL: 1,
   DESC_F_REPLY: 2,
@@ -162,8 +163,8 @@ export interface WasmExports {
   destReset(idx: number): number;
   /** Full Internet checksum of `len` bytes at `ptr`, field-ready (tests only). */
   checksum(ptr: number, len: number): number;
-  /** SipHash-1-3 of the 16-byte message (m0, m1) under key (k0, k1), as a signed i64 (tests only). */
-  sipHash(k0: bigint, k1: bigint, m0: bigint, m1: bigint): bigint;
+  /** SipHash-1-3 under key (k0, k1) of a `len`-byte message (8..15): first 8 bytes `m0`, the rest `tail`; a signed i64 (tests only). */
+  sipHash(k0: bigint, k1: bigint, m0: bigint, tail: bigint, len: number): bigint;
 }
 
 export interface WasmImports {

@@ -363,14 +363,16 @@ export function newConnectionsRun(syns: Pool, count: number, capacity: number, b
   if (variant === 'first') registerFirst();
   const engine = new Engine({ connCapacity: capacity });
   engine.restore(seedRules(variant === 'first' ? 'benchfirst' : 'wrr'));
+  let stubCalls = 0;
   if (variant === 'stub') {
     // Measurement only: the instance's import closure calls this.schedule, so an own property
     // shadows the private method. Dest record 0 is 172.16.0.2:80 in a fresh engine.
-    (engine as unknown as { schedule: () => number }).schedule = () => 0;
+    (engine as unknown as { schedule: () => number }).schedule = () => { stubCalls++; return 0; };
   }
   const ring = new Ring(engine, syns);
   const t = runBatches(ring, syns, 0, count, batch);
   expectAllForwarded(engine, t, `${count} new connections (${variant})`);
+  if (variant === 'stub' && stubCalls !== count) throw new Error(`the stub scheduler ran ${stubCalls} times for ${count} SYNs: Engine no longer calls this.schedule, update the stub`);
   const c = engine.counters();
   if (c.connsCreated !== count || c.liveConns !== count) throw new Error(`${count} SYNs made ${c.connsCreated} connections, ${c.liveConns} live`);
   return t;
@@ -434,6 +436,7 @@ export function hostScheduleNs(scheduler: 'wrr' | 'first', calls: number): numbe
   const engine = new Engine({ connCapacity: 1024 });
   engine.restore(seedRules(scheduler === 'first' ? 'benchfirst' : 'wrr'));
   const sched = engine as unknown as { schedule(s: number, sa: number, sp: number, da: number, dp: number): number };
+  if (typeof sched.schedule !== 'function') throw new Error('Engine has no schedule() method any more: update hostScheduleNs');
   let acc = 0;
   for (let i = 0; i < 100000; i++) acc += sched.schedule(0, 0x0100000a + i, 0x409c, 0x056a67ca, 0x5000);
   const t0 = process.hrtime.bigint();

@@ -32,9 +32,10 @@
 //   in batches, filling the table from empty to full. Three variants, interleaved run by run
 //   so the machine's noise falls on all alike: the seed's wrr scheduler (the production
 //   path), a registered scheduler that returns the first server (the seam without policy),
-//   and the engine's schedule import replaced by `() => 0` (the WASM -> JS call only). Their
-//   per-run differences give the host scheduler's cost per connection; a 100-byte module
-//   times the bare WASM -> JS call of the same signature.
+//   and the engine's schedule import replaced by `() => 0` (the WASM -> JS call only).
+//   wrr - stub, paired run by run, is the host scheduler's cost in place; the engine's
+//   schedule path (tuple object, wire-order conversion, scheduler) is also timed alone in a
+//   JS loop, and a 100-byte module times the bare WASM -> JS call of the same signature.
 // - Warm-up: WASM starts in the baseline tier (about 2/3 speed) and tiers up when hot, so
 //   each flow count first runs at least 2^19 packets and 300 ms untimed (the optimised code is
 //   compiled in the background), and new connections run one untimed round.
@@ -42,10 +43,12 @@
 //   the figures agree within the noise.)
 // - The machine has 2 noisy shared cores: every figure is the median of 7 runs (5 with
 //   --quick) with its min..max, and a run lasts about half a second (2^23 packets at 1K,
-//   2^22 at 64K, 2^21 at 1M; --quick runs an eighth of that).
+//   2^22 at 64K, 2^21 at 1M; --quick runs an eighth of that, from 2^18-packet pools, and
+//   2^18 SYNs per new-connection run).
 // - 1M diagnostics, to show what bounds it: the same 1M table fed from 4096 hot flows (the
 //   instructions alone), fed flows in record order (records stream, only index probes
 //   miss), and the machine's dependent and independent random-load latency over 64 MiB.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import {
@@ -113,6 +116,14 @@ const derived = (label: string, unit: string, value: number, note?: string): Sum
   rows.push({ label, unit, summary: s, ...(note ? { note } : {}) });
   return s;
 };
+
+/** The commit measured, "+dirty" when the engine's sources differ from it. */
+function revision(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--', 'assembly', 'host') ? '+dirty' : '');
+  } catch { return 'unknown'; }
+}
 
 function l3Cache(): string {
   try { return readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim(); } catch { return 'unknown'; }
@@ -232,7 +243,7 @@ for (const size of SIZES) {
 
 // ---- output -----------------------------------------------------------------------------------
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-const header = `wasmvs benchmark: node ${process.version}, ${cpu}, ${os.cpus().length} cores, L3 ${l3Cache()}; `
+const header = `wasmvs benchmark at ${revision()}: node ${process.version}, ${cpu}, ${os.cpus().length} cores, L3 ${l3Cache()}; `
   + `ring ${1024} x 2048 B, batch ${opts.batch}, ${opts.runs} runs${opts.quick ? ' (--quick)' : ''}; `
   + `${SIZES.map((z) => `${z.packetsPerRun / M}M`).join('/')} packets per established run (${SIZES.map((z) => z.label).join('/')}), `
   + `${cfg.newConns} SYNs per new-connection run`;
@@ -262,22 +273,20 @@ const indexOnly = 1e3 / (recordOrder?.median ?? NaN);
 const indepNs = summarize(indep).median;
 const ns = (v: number) => v.toFixed(0);
 const notes = [
-  `1M live: ${ns(full)} ns per packet, about ${ns(compute)} ns of instructions (the same engine and table fed from 4096 hot flows) `
-    + `plus two cache misses at ~${ns(latency.median)} ns (a dependent random load over 64 MiB, measured above: DRAM plus a page walk, `
-    + `4 KiB pages in a VM): ${ns(compute + 2 * latency.median)} ns. Fed flows in record order, so that records stream and only the `
-    + `index probe misses, it takes ${ns(indexOnly)} ns. The two misses of a packet are serial (the index entry gives the record's `
-    + 'address) and one packet\'s code is too long for the core to reach the next packet\'s loads, so nothing overlaps them: '
-    + '1M is bound by memory latency, not instructions.',
-  `Independent loads over the same 64 MiB cost ${indepNs.toFixed(0)} ns each, so overlapping the misses of a group of packets `
-    + '(hash 8-16 packets, touch their index slots, then their records, then rewrite) is the way to 10 Mpps: '
-    + `roughly ${ns(compute + 2 * indepNs)} ns per packet (${(1e3 / (compute + 2 * indepNs)).toFixed(0)} Mpps) if the overlap were perfect.`,
+  `1M live: ${ns(full)} ns per packet, of which about ${ns(compute)} ns are instructions (the same engine and table fed from `
+    + `4096 hot flows) and the rest waits on memory. Each packet needs its index slot and its record (1.5 cache lines on average), `
+    + `and at 1M both miss: a dependent random load over 64 MiB costs ~${ns(latency.median)} ns here (DRAM plus a page walk, `
+    + `4 KiB pages in a VM), independent ones ${indepNs.toFixed(0)} ns. The data plane takes packets in groups of 32 and in passes `
+    + '(validate and hash all, touch their index slots, touch their records, then rewrite), so the misses of a group overlap; '
+    + `one packet at a time they would be serial, about ${ns(compute + 2 * latency.median)} ns per packet (2.7 Mpps measured before `
+    + `grouping). Fed flows in record order, so that records stream and only index probes miss, it takes ${ns(indexOnly)} ns.`,
   `A new connection costs ${ns(1e3 / newWrr.median)} ns: the host scheduler ~${ns(inPlace.median)} ns in place `
     + `(${ns(alone.median)} ns alone in a JS loop, of which the bare WASM -> JS call ${call.median.toFixed(1)} ns), `
     + `the data plane ~${ns(dataPlane.median)} ns (tuple-clash lookup, record alloc and zeroing, two index inserts, timer link) `
     + 'over a table that fills from empty to 2^20, its index slots missing the cache as it grows.',
   `64K live: the 4 MiB table fits the L3, which the shared machine's other tenants also use: ${ns(1e3 / results['64K'].mpps.median)} ns `
     + 'per packet and the widest spread between runs.',
-  'Table memory is a 48-byte record plus 4 index slots of 4 bytes per connection (64 B at a power-of-two capacity); '
+  'Table memory is a 48-byte record plus 4 index slots of 4 bytes per connection, 64 B at any capacity; '
     + 'the rest of engine memory is the ring (1025 x 2 KiB), timer wheel and fixed tables, which dominate at small capacities.',
 ];
 console.log('');
@@ -289,6 +298,7 @@ console.log(`total ${elapsed()}; command: npm run bench${process.argv.length > 2
 if (opts.json) {
   writeFileSync(opts.json, `${JSON.stringify({
     date: new Date().toISOString(),
+    revision: revision(),
     node: process.version,
     execArgv: process.execArgv,
     cpu,

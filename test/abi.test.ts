@@ -50,7 +50,7 @@ const FUNCTIONS: Record<keyof WasmExports, number> = {
   destSet: 4,
   destReset: 1,
   checksum: 2,
-  sipHash: 4,
+  sipHash: 5,
 };
 
 for (const build of ['release', 'debug'] as const) {
