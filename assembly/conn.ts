@@ -15,19 +15,21 @@
 // record. Deletion shifts later entries of the run back (Knuth 6.4 Algorithm R), so there
 // are no tombstones and probe runs stay short with no rebuild.
 //
-// Memory per connection: 48-byte record + 4 x 4-byte index slots = 64 bytes.
+// Memory per connection: 32-byte record + 8 bytes of timer links + 4 x 4-byte index slots
+// = 56 bytes.
 import {
   CONN_CADDR, CONN_CPORT, CONN_DADDR, CONN_DPORT, CONN_F_HASHED, CONN_FLAGS, CONN_PROTO,
-  CONN_SIZE, CONN_TNEXT, CONN_VADDR, CONN_VPORT, CTRL_BUMP_NEXT, CTRL_FREE_HEAD,
+  CONN_SIZE, CONN_VADDR, CONN_VPORT, LINK_NEXT, LINK_SIZE, CTRL_BUMP_NEXT, CTRL_FREE_HEAD,
   CTRL_LIVE_CONNS, CTRL_RECORDS_USED, INDEX_DIR_BIT, INDEX_REF_MASK,
 } from './layout';
-import { connBase, connCapacity, CTRL, indexBase, indexSize, sipKey0, sipKey1 } from './regions';
+import { connBase, connCapacity, CTRL, indexBase, indexSize, linkBase, sipKey0, sipKey1 } from './regions';
 import { sipHash13 } from './siphash';
 
 const TAG_MASK: u32 = 0xfe000000;
 const TUPLE_BYTES: u32 = 13; // saddr 4, daddr 4, sport 2, dport 2, proto 1
 
 @inline export function connAddr(idx: u32): usize { return connBase + <usize>idx * CONN_SIZE; }
+@inline export function linkAddr(idx: u32): usize { return linkBase + <usize>idx * LINK_SIZE; }
 
 @inline export function tupleHash(saddr: u32, sport: u16, daddr: u32, dport: u16, proto: u8): u64 {
   return sipHash13(sipKey0, sipKey1,
@@ -79,10 +81,7 @@ export function connLookup(h: u64, saddr: u32, sport: u16, daddr: u32, dport: u1
   return load<u32>(indexBase + (<usize>homeOf(h) << 2));
 }
 
-/**
- * Loads the first and last words of the first record whose entry carries the hash's tag, if
- * any: a 48-byte record straddles two cache lines every other time.
- */
+/** Loads the first word of the first record whose entry carries the hash's tag, if any. */
 export function connTouch(h: u64): u32 {
   const tag = tagOf(h);
   let i = homeOf(h);
@@ -90,8 +89,7 @@ export function connTouch(h: u64): u32 {
     const e = load<u32>(indexBase + (<usize>i << 2));
     if (e == 0) return 0;
     if ((e & TAG_MASK) == tag) {
-      const c = connAddr((e & INDEX_REF_MASK) - 1);
-      return load<u32>(c) + load<u32>(c + CONN_SIZE - 4);
+      return load<u32>(connAddr((e & INDEX_REF_MASK) - 1));
     }
     i = nextSlot(i);
   }
@@ -147,13 +145,14 @@ export function connAlloc(): i32 {
   const head = load<u32>(CTRL + CTRL_FREE_HEAD);
   if (head != 0) {
     idx = head - 1;
-    store<u32>(CTRL + CTRL_FREE_HEAD, load<u32>(connAddr(idx) + CONN_TNEXT));
+    store<u32>(CTRL + CTRL_FREE_HEAD, load<u32>(linkAddr(idx) + LINK_NEXT));
   } else {
     idx = load<u32>(CTRL + CTRL_BUMP_NEXT);
     if (idx >= connCapacity) return -1;
     store<u32>(CTRL + CTRL_BUMP_NEXT, idx + 1);
   }
   memory.fill(connAddr(idx), 0, CONN_SIZE);
+  store<u64>(linkAddr(idx), 0);
   store<u32>(CTRL + CTRL_RECORDS_USED, load<u32>(CTRL + CTRL_RECORDS_USED) + 1);
   return <i32>idx;
 }
@@ -161,7 +160,7 @@ export function connAlloc(): i32 {
 export function connFree(idx: u32): void {
   const c = connAddr(idx);
   store<u16>(c + CONN_FLAGS, 0);
-  store<u32>(c + CONN_TNEXT, load<u32>(CTRL + CTRL_FREE_HEAD));
+  store<u32>(linkAddr(idx) + LINK_NEXT, load<u32>(CTRL + CTRL_FREE_HEAD));
   store<u32>(CTRL + CTRL_FREE_HEAD, idx + 1);
   store<u32>(CTRL + CTRL_RECORDS_USED, load<u32>(CTRL + CTRL_RECORDS_USED) - 1);
 }

@@ -1,8 +1,8 @@
 // wasmvs data plane: the module's exports. Every export takes and returns integers
 // (addresses, lengths, counts, codes); the host's typed view of them is host/abi.ts.
 import {
-  ABI_VERSION, CONN_SIZE, COUNTER_SLOTS, CTRL_ABI_OFF, CTRL_CONN_BASE, CTRL_CONN_CAPACITY,
-  CTRL_COUNTER_BASE, CTRL_DATA_BASE, CTRL_DESC_BASE, CTRL_DEST_BASE, CTRL_END, CTRL_FREE_HEAD, CTRL_BUMP_NEXT, CTRL_EVENT_WRITE,
+  ABI_VERSION, CONN_SIZE, CTRL_LINK_BASE, LINK_SIZE, COUNTER_SLOTS, CTRL_ABI_OFF, CTRL_CONN_BASE, CTRL_CONN_CAPACITY,
+  CTRL_COUNTER_BASE, CTRL_DATA_BASE, CTRL_DESC_BASE, CTRL_DEST_BASE, CTRL_END, CTRL_FREE_HEAD, CTRL_RECORDS_USED, CTRL_BUMP_NEXT, CTRL_EVENT_WRITE,
   CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE, CTRL_MAGIC,
   CTRL_MAGIC_OFF, CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SIZE,
   CTRL_SLOT_COUNT, CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK,
@@ -46,6 +46,7 @@ export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxService
   store<u32>(CTRL + CTRL_DESC_BASE, <u32>at); at += <u64>(slots + 1) * DESC_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_DATA_BASE, <u32>at); at += <u64>(slots + 1) * slotBytes; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_CONN_BASE, <u32>at); at += <u64>connCapacity * CONN_SIZE; at = align64(<usize>at);
+  store<u32>(CTRL + CTRL_LINK_BASE, <u32>at); at += <u64>connCapacity * LINK_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_INDEX_BASE, <u32>at); at += <u64>indexSlots * 4; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_WHEEL_BASE, <u32>at); at += <u64>WHEEL_SIZE * 4; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_SVC_BASE, <u32>at); at += <u64>maxServices * SVC_SIZE; at = align64(<usize>at);
@@ -77,7 +78,7 @@ export function init(key0lo: u32, key0hi: u32, key1lo: u32, key1hi: u32): void {
   // The shared mutable state in the control block starts from zero too.
   store<u32>(CTRL + CTRL_FREE_HEAD, 0);
   store<u32>(CTRL + CTRL_BUMP_NEXT, 0);
-  memory.fill(CTRL + CTRL_EVENT_WRITE, 0, CTRL_SIPKEY0 - CTRL_EVENT_WRITE);
+  memory.fill(CTRL + CTRL_EVENT_WRITE, 0, CTRL_RECORDS_USED + 4 - CTRL_EVENT_WRITE);
   store<u64>(CTRL + CTRL_SIPKEY0, <u64>key0lo | (<u64>key0hi << 32));
   store<u64>(CTRL + CTRL_SIPKEY1, <u64>key1lo | (<u64>key1hi << 32));
   store<u32>(CTRL + CTRL_MAGIC_OFF, CTRL_MAGIC);

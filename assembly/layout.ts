@@ -11,8 +11,10 @@
 //   | descriptors      |
 //   +------------------+ dataBase  slot data, slotSize bytes each, 64-byte aligned
 //   | slot data        |
-//   +------------------+ connBase  connection records, CONN_SIZE each
+//   +------------------+ connBase  connection records, CONN_SIZE each (one per half cache line)
 //   | connections      |
+//   +------------------+ linkBase  timer-wheel links of each record, LINK_SIZE each
+//   | conn links       |
 //   +------------------+ indexBase connection index: u32 per slot, 4 x capacity
 //   | conn index       |
 //   +------------------+ wheelBase timer wheel: u32 list head per millisecond tick
@@ -64,13 +66,15 @@ export const CTRL_EVENT_BASE: u32 = 80;
 export const CTRL_COUNTER_BASE: u32 = 84;
 export const CTRL_TIMEOUT_BASE: u32 = 88;
 export const CTRL_END: u32 = 92;
+// Shared mutable state, CTRL_EVENT_WRITE up to CTRL_RECORDS_USED: zeroed by init().
 export const CTRL_EVENT_WRITE: u32 = 96; //  events written, ever (wraps at 2^32)
 export const CTRL_EVENT_READ: u32 = 100; //  events drained by the host, ever
 export const CTRL_EVENT_MASK: u32 = 104; //  bit (1 << EVENT_*) set = someone listens
 export const CTRL_WHEEL_TICK: u32 = 108; //  last fully processed tick
 export const CTRL_WHEEL_STARTED: u32 = 112;
 export const CTRL_LIVE_CONNS: u32 = 116; //  connections in the index (not yet expired)
-export const CTRL_RECORDS_USED: u32 = 120; // records not on the free list (live + awaiting the wheel)
+export const CTRL_RECORDS_USED: u32 = 120; // records not on the free list
+export const CTRL_LINK_BASE: u32 = 124;
 export const CTRL_SIPKEY0: u32 = 128; //     u64, SipHash key, random per engine
 export const CTRL_SIPKEY1: u32 = 136; //     u64
 
@@ -126,15 +130,18 @@ export const DROP_TABLE_FULL: u16 = 16; //     connection table full
 export const DROP_TUPLE_CLASH: u16 = 17; //    the new connection's tuple is another's reply tuple
 export const DROP_REASON_COUNT: u16 = 18;
 
-// ---- connection record (48 bytes) -------------------------------------------------------
-//   0       4       8       12    14    16    18   19   20    22    24      28      32      36      40
-//   +-------+-------+-------+-----+-----+-----+----+----+-----+-----+-------+-------+-------+-------+--------+
-//   | caddr | vaddr | daddr |cport|vport|dport|prot|stat|flags|dest |expires|t.prev |t.next |t.tick | 8 spare|
-//   +-------+-------+-------+-----+-----+-----+----+----+-----+-----+-------+-------+-------+-------+--------+
+// ---- connection record (32 bytes) and its links (8 bytes) -------------------------------
+//   0       4       8       12    14    16    18   19   20    22    24      28      32
+//   +-------+-------+-------+-----+-----+-----+----+----+-----+-----+-------+-------+
+//   | caddr | vaddr | daddr |cport|vport|dport|prot|stat|flags|dest |expires|t.tick |
+//   +-------+-------+-------+-----+-----+-----+----+----+-----+-----+-------+-------+
+// Everything a packet needs, in one 32-byte record that never straddles a cache line: at a
+// million connections each packet then misses on one record line and one index line.
 // Addresses and ports in wire order. expires: engine milliseconds (wrapping u32, compared
-// as a signed difference). t.*: timer wheel links (index + 1) and the tick of the bucket the
-// record is linked in. A free record is linked on the free list through t.next.
-export const CONN_SIZE: u32 = 48;
+// as a signed difference). t.tick: the tick of the timer-wheel bucket the record is linked
+// in. The links (previous and next record + 1 in that bucket; for a free record, the next
+// free one) sit in a parallel array: only the wheel touches them, not the per-packet path.
+export const CONN_SIZE: u32 = 32;
 export const CONN_CADDR: u32 = 0;
 export const CONN_VADDR: u32 = 4;
 export const CONN_DADDR: u32 = 8;
@@ -146,9 +153,10 @@ export const CONN_STATE: u32 = 19;
 export const CONN_FLAGS: u32 = 20;
 export const CONN_DEST: u32 = 22;
 export const CONN_EXPIRES: u32 = 24;
-export const CONN_TPREV: u32 = 28;
-export const CONN_TNEXT: u32 = 32;
-export const CONN_TTICK: u32 = 36;
+export const CONN_TTICK: u32 = 28;
+export const LINK_SIZE: u32 = 8;
+export const LINK_PREV: u32 = 0;
+export const LINK_NEXT: u32 = 4;
 export const CONN_F_HASHED: u16 = 1; //   in the index: a live connection
 export const CONN_F_INACTIVE: u16 = 2; // counted in the dest's inactConns (else activeConns)
 export const CONN_F_TIMER: u16 = 4; //    linked in the timer wheel
@@ -226,7 +234,8 @@ export const EVENT_CONN_EXPIRED: u8 = 3; // timed out
 export const EVENT_CONN_REUSED: u8 = 4; //  replaced by a new SYN on its tuple (TIME_WAIT/CLOSE)
 
 // ---- counters (u64 each) -------------------------------------------------------------------
-export const COUNTER_PACKETS: u32 = 0;
+// (Packets in total are not counted: every packet gets exactly one of forward-in,
+// forward-out, pass or drop, and the host adds them up.)
 export const COUNTER_FORWARD_IN: u32 = 1;
 export const COUNTER_FORWARD_OUT: u32 = 2;
 export const COUNTER_PASS: u32 = 3;

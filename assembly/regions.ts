@@ -3,7 +3,7 @@
 // the shared mutable state itself stays in the control block (layout.ts).
 import {
   CTRL_CONN_BASE, CTRL_CONN_CAPACITY, CTRL_COUNTER_BASE, CTRL_DESC_BASE, CTRL_DATA_BASE,
-  CTRL_DEST_BASE, CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE,
+  CTRL_DEST_BASE, CTRL_LINK_BASE, CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE,
   CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SLOT_COUNT,
   CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK, CTRL_TIMEOUT_BASE,
   CTRL_WHEEL_BASE, COUNTER_DROP_BASE, COUNTER_PASS_BASE, COUNTER_DROP, COUNTER_PASS,
@@ -18,6 +18,7 @@ export let slotCount: u32 = 0;
 export let slotSize: u32 = 0;
 export let connBase: usize = 0;
 export let connCapacity: u32 = 0;
+export let linkBase: usize = 0;
 export let indexBase: usize = 0;
 export let indexSize: u32 = 0;
 export let wheelBase: usize = 0;
@@ -41,6 +42,7 @@ export function loadRegions(): void {
   slotSize = load<u32>(CTRL + CTRL_SLOT_SIZE);
   connBase = load<u32>(CTRL + CTRL_CONN_BASE);
   connCapacity = load<u32>(CTRL + CTRL_CONN_CAPACITY);
+  linkBase = load<u32>(CTRL + CTRL_LINK_BASE);
   indexBase = load<u32>(CTRL + CTRL_INDEX_BASE);
   indexSize = load<u32>(CTRL + CTRL_INDEX_SIZE);
   wheelBase = load<u32>(CTRL + CTRL_WHEEL_BASE);

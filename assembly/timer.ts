@@ -1,6 +1,7 @@
 // Connection timeouts: a timer wheel of one-millisecond buckets with lazy re-arming.
 //
-// Each record sits in the doubly linked list of one bucket, the bucket of its tick `t.tick`
+// Each record sits in the doubly linked list (its links array entry) of one bucket, the bucket
+// of its tick `t.tick`
 // (tick & (WHEEL_SIZE - 1)). The per-packet path only stores the new expiry time: a
 // connection whose expiry moves later is left where it is, and when the wheel reaches its
 // bucket it is re-linked at its real expiry (a busy 900-second connection moves about 14
@@ -12,10 +13,10 @@
 // full turn) and handles at most `budget` records, so a million connections created in the
 // same millisecond expire over several batches instead of stopping the engine.
 import {
-  CONN_EXPIRES, CONN_F_TIMER, CONN_FLAGS, CONN_TNEXT, CONN_TPREV, CONN_TTICK,
+  CONN_EXPIRES, CONN_F_TIMER, CONN_FLAGS, CONN_TTICK, LINK_NEXT, LINK_PREV,
   CTRL_WHEEL_STARTED, CTRL_WHEEL_TICK, WHEEL_SIZE,
 } from './layout';
-import { connAddr } from './conn';
+import { connAddr, linkAddr } from './conn';
 import { CTRL, wheelBase } from './regions';
 
 const WHEEL_MASK: u32 = WHEEL_SIZE - 1;
@@ -27,11 +28,12 @@ const WHEEL_MASK: u32 = WHEEL_SIZE - 1;
 
 function timerLink(idx: u32, tick: u32): void {
   const c = connAddr(idx);
+  const link = linkAddr(idx);
   const bucket = bucketAddr(tick);
   const head = load<u32>(bucket);
-  store<u32>(c + CONN_TPREV, 0);
-  store<u32>(c + CONN_TNEXT, head);
-  if (head != 0) store<u32>(connAddr(head - 1) + CONN_TPREV, idx + 1);
+  store<u32>(link + LINK_PREV, 0);
+  store<u32>(link + LINK_NEXT, head);
+  if (head != 0) store<u32>(linkAddr(head - 1) + LINK_PREV, idx + 1);
   store<u32>(bucket, idx + 1);
   store<u32>(c + CONN_TTICK, tick);
   store<u16>(c + CONN_FLAGS, load<u16>(c + CONN_FLAGS) | CONN_F_TIMER);
@@ -41,11 +43,12 @@ export function timerUnlink(idx: u32): void {
   const c = connAddr(idx);
   const flags = load<u16>(c + CONN_FLAGS);
   if (!(flags & CONN_F_TIMER)) return;
-  const prev = load<u32>(c + CONN_TPREV);
-  const next = load<u32>(c + CONN_TNEXT);
-  if (prev != 0) store<u32>(connAddr(prev - 1) + CONN_TNEXT, next);
+  const link = linkAddr(idx);
+  const prev = load<u32>(link + LINK_PREV);
+  const next = load<u32>(link + LINK_NEXT);
+  if (prev != 0) store<u32>(linkAddr(prev - 1) + LINK_NEXT, next);
   else store<u32>(bucketAddr(load<u32>(c + CONN_TTICK)), next);
-  if (next != 0) store<u32>(connAddr(next - 1) + CONN_TPREV, prev);
+  if (next != 0) store<u32>(linkAddr(next - 1) + LINK_PREV, prev);
   store<u16>(c + CONN_FLAGS, flags & ~CONN_F_TIMER);
 }
 
@@ -104,7 +107,7 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32) => void): u
       budget--;
       const idx = cur - 1;
       const c = connAddr(idx);
-      cur = load<u32>(c + CONN_TNEXT);
+      cur = load<u32>(linkAddr(idx) + LINK_NEXT);
       store<u16>(c + CONN_FLAGS, load<u16>(c + CONN_FLAGS) & ~CONN_F_TIMER);
       const expires = load<u32>(c + CONN_EXPIRES);
       if (timeDiff(expires, now) <= 0) {
@@ -124,11 +127,11 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32) => void): u
 /** Puts the unvisited rest of a detached list (starting at `first`) back on its bucket. */
 function reattach(bucket: usize, first: u32): void {
   let last = first;
-  let next = load<u32>(connAddr(last - 1) + CONN_TNEXT);
-  while (next != 0) { last = next; next = load<u32>(connAddr(last - 1) + CONN_TNEXT); }
+  let next = load<u32>(linkAddr(last - 1) + LINK_NEXT);
+  while (next != 0) { last = next; next = load<u32>(linkAddr(last - 1) + LINK_NEXT); }
   const head = load<u32>(bucket);
-  store<u32>(connAddr(first - 1) + CONN_TPREV, 0);
-  store<u32>(connAddr(last - 1) + CONN_TNEXT, head);
-  if (head != 0) store<u32>(connAddr(head - 1) + CONN_TPREV, last);
+  store<u32>(linkAddr(first - 1) + LINK_PREV, 0);
+  store<u32>(linkAddr(last - 1) + LINK_NEXT, head);
+  if (head != 0) store<u32>(linkAddr(head - 1) + LINK_PREV, last);
   store<u32>(bucket, first);
 }

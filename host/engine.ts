@@ -28,7 +28,7 @@ export interface Timeouts {
 }
 
 export interface EngineOptions {
-  /** Maximum live connections (default 2^20, at most 2^24 - 1). 64 bytes of table each. */
+  /** Maximum live connections (default 2^20, at most 2^24 - 1). 56 bytes of table each. */
   connCapacity?: number;
   /** Ring slots (default 1024). */
   slotCount?: number;
@@ -540,7 +540,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const passes = {} as Record<PassReason, number>;
     PASS_REASONS.forEach((name, code) => { if (name) passes[name] = c(ABI.COUNTER_PASS_BASE + code); });
     return {
-      packets: c(ABI.COUNTER_PACKETS),
+      packets: c(ABI.COUNTER_FORWARD_IN) + c(ABI.COUNTER_FORWARD_OUT) + c(ABI.COUNTER_PASS) + c(ABI.COUNTER_DROP),
       forwardIn: c(ABI.COUNTER_FORWARD_IN),
       forwardOut: c(ABI.COUNTER_FORWARD_OUT),
       pass: c(ABI.COUNTER_PASS),
@@ -558,7 +558,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Bytes of linear memory this engine uses, and of it the connection table. */
   memoryUsage(): { total: number; connTable: number; perConnection: number } {
     const indexSlots = this.view.getUint32(this.ctrl + ABI.CTRL_INDEX_SIZE, true);
-    const connTable = this.connCapacity * ABI.CONN_SIZE + indexSlots * 4;
+    const connTable = this.connCapacity * (ABI.CONN_SIZE + ABI.LINK_SIZE) + indexSlots * 4;
     return { total: this.memory.buffer.byteLength, connTable, perConnection: connTable / this.connCapacity };
   }
 
