@@ -51,6 +51,19 @@ function entryHash(c: usize, reply: bool): u64 {
     : tupleHash(load<u32>(c + CONN_CADDR), load<u16>(c + CONN_CPORT), load<u32>(c + CONN_VADDR), load<u16>(c + CONN_VPORT), proto);
 }
 
+/** From slot `i` on, the first slot whose entry carries `tag`, or -1 where the run ends. */
+@inline function scanTag(tag: u32, i: u32): i32 {
+  while (true) {
+    const e = load<u32>(indexBase + (<usize>i << 2));
+    if (e == 0) return -1;
+    if ((e & TAG_MASK) == tag) return <i32>i;
+    i = nextSlot(i);
+  }
+  return -1;
+}
+
+@inline function entryAt(slot: i32): u32 { return load<u32>(indexBase + (<usize>slot << 2)); }
+
 /**
  * Finds the index entry of a packet's tuple: 0 when no connection has it, else the entry
  * (record = (entry & INDEX_REF_MASK) - 1, reply direction when entry & INDEX_DIR_BIT).
@@ -59,19 +72,18 @@ export function connLookup(h: u64, saddr: u32, sport: u16, daddr: u32, dport: u1
   const tag = tagOf(h);
   let i = homeOf(h);
   while (true) {
-    const e = load<u32>(indexBase + (<usize>i << 2));
-    if (e == 0) return 0;
-    if ((e & TAG_MASK) == tag) {
-      const c = connAddr((e & INDEX_REF_MASK) - 1);
-      if (load<u8>(c + CONN_PROTO) == proto) {
-        if (e & INDEX_DIR_BIT) {
-          if (load<u32>(c + CONN_DADDR) == saddr && load<u16>(c + CONN_DPORT) == sport
-            && load<u32>(c + CONN_CADDR) == daddr && load<u16>(c + CONN_CPORT) == dport) return e;
-        } else if (load<u32>(c + CONN_CADDR) == saddr && load<u16>(c + CONN_CPORT) == sport
-          && load<u32>(c + CONN_VADDR) == daddr && load<u16>(c + CONN_VPORT) == dport) return e;
-      }
+    const slot = scanTag(tag, i);
+    if (slot < 0) return 0;
+    const e = entryAt(slot);
+    const c = connAddr((e & INDEX_REF_MASK) - 1);
+    if (load<u8>(c + CONN_PROTO) == proto) {
+      if (e & INDEX_DIR_BIT) {
+        if (load<u32>(c + CONN_DADDR) == saddr && load<u16>(c + CONN_DPORT) == sport
+          && load<u32>(c + CONN_CADDR) == daddr && load<u16>(c + CONN_CPORT) == dport) return e;
+      } else if (load<u32>(c + CONN_CADDR) == saddr && load<u16>(c + CONN_CPORT) == sport
+        && load<u32>(c + CONN_VADDR) == daddr && load<u16>(c + CONN_VPORT) == dport) return e;
     }
-    i = nextSlot(i);
+    i = nextSlot(<u32>slot);
   }
   return 0;
 }
@@ -83,17 +95,8 @@ export function connLookup(h: u64, saddr: u32, sport: u16, daddr: u32, dport: u1
 
 /** Loads the first word of the first record whose entry carries the hash's tag, if any. */
 export function connTouch(h: u64): u32 {
-  const tag = tagOf(h);
-  let i = homeOf(h);
-  while (true) {
-    const e = load<u32>(indexBase + (<usize>i << 2));
-    if (e == 0) return 0;
-    if ((e & TAG_MASK) == tag) {
-      return load<u32>(connAddr((e & INDEX_REF_MASK) - 1));
-    }
-    i = nextSlot(i);
-  }
-  return 0;
+  const slot = scanTag(tagOf(h), homeOf(h));
+  return slot < 0 ? 0 : load<u32>(connAddr((entryAt(slot) & INDEX_REF_MASK) - 1));
 }
 
 function indexInsert(h: u64, entry: u32): void {

@@ -28,6 +28,7 @@
 import { Engine } from '../host/engine.js';
 import { registerScheduler, type SchedDest } from '../host/schedulers/index.js';
 import { tcpPacket, type TcpOpts } from '../test/support/packets.js';
+import { prng } from '../test/support/dataplane.js';
 
 // ---- traffic --------------------------------------------------------------------------------
 
@@ -122,17 +123,6 @@ export function stamp(b: Uint8Array, at: number, tmpl: Uint8Array, saddr: number
   b[at + 36] = tcp >>> 8; b[at + 37] = tcp & 255;
 }
 
-/** Seeded PRNG (mulberry32): floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Prebuilt packets, one 64-byte line each. */
 export interface Pool {

@@ -12,6 +12,7 @@ import { Engine, type ConnEvent, type EngineOptions, type ServiceKey } from '../
 import { WasmvsError, type ErrorCode } from '../host/errors.js';
 import type { DestSpec, ServiceSpec } from '../host/rules.js';
 import { decode, hex, ipv4Packet, tcpPacket, udpPacket } from './support/packets.js';
+import { SEED_RULES_TEXT } from './support/seed.js';
 
 const VIP = '202.103.106.5';
 const CLIENT = '202.100.1.2';
@@ -22,13 +23,7 @@ const FTP: ServiceKey = { protocol: 'tcp', vaddr: VIP, vport: 21 };
 const T0 = 1_000_000; // engine time of the first packet, ms
 
 // The seed's rules, exactly as `ipvsadm-save -n` prints them.
-const SEED = [
-  '-A -t 202.103.106.5:80 -s wrr',
-  '-a -t 202.103.106.5:80 -r 172.16.0.2:80 -m -w 1',
-  '-a -t 202.103.106.5:80 -r 172.16.0.3:8000 -m -w 2',
-  '-A -t 202.103.106.5:21 -s wrr',
-  '-a -t 202.103.106.5:21 -r 172.16.0.3:21 -m -w 1',
-].join('\n') + '\n';
+const SEED = SEED_RULES_TEXT;
 
 // One real server behind :80, so the scheduler's choice is never in question.
 const SINGLE = '-A -t 202.103.106.5:80 -s rr\n-a -t 202.103.106.5:80 -r 172.16.0.3:8000 -m -w 1\n';

@@ -3,9 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { WasmvsError, type ErrorCode } from '../host/errors.js';
 import {
   LINKTYPE_ETHERNET,
@@ -18,6 +18,7 @@ import {
   type PcapRecord,
 } from '../host/pcap.js';
 import { ethernetFrame, fromHex, hex, tcpPacket, udpPacket } from './support/packets.js';
+import { TSHARK } from './support/tools.js';
 
 const GLOBAL_HEADER_LEN = 24;
 const RECORD_HEADER_LEN = 16;
@@ -62,20 +63,6 @@ function handMade(linkType: number, frames: Uint8Array[]): Uint8Array {
   return Uint8Array.from(parts);
 }
 
-function findOnPath(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, tool);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-const TSHARK = findOnPath('tshark');
 
 // ---- round trips ------------------------------------------------------------------------
 

@@ -9,9 +9,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { replay } from '../host/replay.js';
 import { IPPROTO_ICMP, IPPROTO_UDP, decode, fromHex, hex, ipv4Packet, l4Checksum, tcpPacket, udpPacket } from './support/packets.js';
@@ -20,6 +20,7 @@ import {
   pcapFile, tcpSession, timestamp, udpExchange, type Direction, type Endpoints, type PcapFileRecord,
   type TcpSessionOpts,
 } from './support/traffic.js';
+import { IN_CI, TSHARK } from './support/tools.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'build', 'host', 'cli.js');
@@ -274,21 +275,6 @@ function wasmvs(args: string[], cwd = ROOT): Run {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function findOnPath(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, tool);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-const TSHARK = findOnPath('tshark');
-const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 let tsharkNoted = false;
 
 /**

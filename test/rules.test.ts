@@ -6,14 +6,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { emitRules, parseRules, type RuleSet } from '../host/rules.js';
 import { WasmvsError, type ErrorCode } from '../host/errors.js';
+import { SEED_RULES_TEXT } from './support/seed.js';
 
-const SEED = [
-  '-A -t 202.103.106.5:80 -s wrr',
-  '-a -t 202.103.106.5:80 -r 172.16.0.2:80 -m -w 1',
-  '-a -t 202.103.106.5:80 -r 172.16.0.3:8000 -m -w 2',
-  '-A -t 202.103.106.5:21 -s wrr',
-  '-a -t 202.103.106.5:21 -r 172.16.0.3:21 -m -w 1',
-].join('\n') + '\n';
+const SEED = SEED_RULES_TEXT;
 
 const SEED_RULES: RuleSet = {
   services: [

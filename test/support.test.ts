@@ -4,9 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { LINKTYPE_RAW, PcapWriter } from '../host/pcap.js';
 import {
   IPPROTO_ICMP,
@@ -21,6 +21,7 @@ import {
   tcpPacket,
   udpPacket,
 } from './support/packets.js';
+import { TSHARK } from './support/tools.js';
 
 // A TCP SYN 202.100.1.2:3456 -> 202.103.106.5:80 with an MSS option. Written field by field by
 // hand; the two checksums were computed with a separate Python script and confirmed "Good" by
@@ -79,20 +80,6 @@ function flip(pkt: Uint8Array, at: number, mask: number): Uint8Array {
   return copy;
 }
 
-function findOnPath(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, tool);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-const TSHARK = findOnPath('tshark');
 
 /** tshark's checksum verdicts per packet: [ip, tcp, udp, icmp]; 1 = good, 0 = bad, 3 = not present. */
 function tsharkChecksumStatus(packets: Uint8Array[]): string[][] {
