@@ -9,7 +9,7 @@
 // those to the director's own stack) while traffic to other addresses passes. The real-server
 // entries tell which fragments could belong to a connection (see nat.ts).
 import {
-  DEST_DADDR, DEST_DPORT, DEST_F_IN_USE, DEST_FLAGS, DEST_SERVICE, DEST_SIZE, SVC_F_IN_USE,
+  DEST_CONNS, DEST_DADDR, DEST_DPORT, DEST_F_IN_USE, DEST_FLAGS, DEST_SERVICE, DEST_SIZE, SVC_F_IN_USE,
   SVC_FLAGS, SVC_PROTO, SVC_SIZE, SVC_VADDR, SVC_VPORT, SVCMAP_ENTRY_SIZE, SVCMAP_KEY_A,
   SVCMAP_KEY_B, SVCMAP_USED, SVCMAP_VALUE,
 } from './layout';
@@ -130,6 +130,13 @@ export function destSet(idx: u32, service: u32, daddr: u32, dport: u16): i32 {
   store<u32>(d + DEST_SERVICE, service);
   store<u16>(d + DEST_FLAGS, DEST_F_IN_USE);
   mapRef(daddr, DEST_ADDR_KEY, 1);
+  return 0;
+}
+
+/** Control: zeroes dest `idx`'s statistics (ipvsadm -Z); connection counts are state, kept. */
+export function destZeroStats(idx: u32): i32 {
+  if (idx >= maxDests) return -2;
+  memory.fill(destAddr(idx) + DEST_CONNS, 0, DEST_SIZE - DEST_CONNS);
   return 0;
 }
 

@@ -162,6 +162,8 @@ export interface WasmExports {
   serviceClear(idx: number): number;
   destSet(idx: number, service: number, daddr: number, dport: number): number;
   destReset(idx: number): number;
+  /** Zeroes a dest's statistics (conns scheduled, packets, bytes); its connection counts stay. */
+  destZeroStats(idx: number): number;
   /** Full Internet checksum of `len` bytes at `ptr`, field-ready (tests only). */
   checksum(ptr: number, len: number): number;
   /** SipHash-1-3 under key (k0, k1) of a `len`-byte message (8..15): first 8 bytes `m0`, the rest `tail`; a signed i64 (tests only). */

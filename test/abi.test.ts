@@ -49,6 +49,7 @@ const FUNCTIONS: Record<keyof WasmExports, number> = {
   serviceClear: 1,
   destSet: 4,
   destReset: 1,
+  destZeroStats: 1,
   checksum: 2,
   sipHash: 5,
 };
