@@ -2,7 +2,7 @@
 // (addresses, lengths, counts, codes); the host's typed view of them is host/abi.ts.
 import {
   ABI_VERSION, CONN_SIZE, CTRL_LINK_BASE, LINK_SIZE, COUNTER_SLOTS, CTRL_ABI_OFF, CTRL_CONN_BASE, CTRL_CONN_CAPACITY,
-  CTRL_COUNTER_BASE, CTRL_DATA_BASE, CTRL_DESC_BASE, CTRL_DEST_BASE, CTRL_END, CTRL_FREE_HEAD, CTRL_RECORDS_USED, CTRL_BUMP_NEXT, CTRL_EVENT_WRITE,
+  CTRL_COUNTER_BASE, CTRL_DATA_BASE, CTRL_DESC_BASE, CTRL_DEST_BASE, CTRL_END, CTRL_FREE_HEAD, CTRL_SETTINGS, CTRL_RECORDS_USED, CTRL_BUMP_NEXT, CTRL_EVENT_WRITE,
   CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE, CTRL_MAGIC,
   CTRL_MAGIC_OFF, CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SIZE,
   CTRL_SLOT_COUNT, CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK,
@@ -17,7 +17,7 @@ import { sipHash13 } from './siphash';
 import { wheelStart } from './timer';
 
 export * from './layout';
-export { serviceSet, serviceClear, destSet, destReset, destZeroStats } from './service';
+export { serviceSet, serviceClear, destSet, destRetire, destReset, destZeroStats } from './service';
 
 @inline function align64(x: usize): usize { return (x + 63) & ~(<usize>63); }
 @inline function nextPow2(x: u32): u32 { return x <= 1 ? 1 : <u32>1 << (32 - clz<u32>(x - 1)); }
@@ -112,6 +112,11 @@ export function processScratch(now: u32): u32 {
  */
 export function expire(now: u32, budget: u32): u32 {
   return expireDue(now, budget);
+}
+
+/** Sets the SETTING_* switches (expire_nodest_conn ...). */
+export function setSettings(bits: u32): void {
+  store<u32>(CTRL + CTRL_SETTINGS, bits);
 }
 
 /** Sets the timeout of a state slot (TCP states 0..10, UDP 11), in milliseconds. */

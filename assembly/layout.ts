@@ -75,6 +75,8 @@ export const CTRL_WHEEL_STARTED: u32 = 112;
 export const CTRL_LIVE_CONNS: u32 = 116; //  connections in the index (not yet expired)
 export const CTRL_RECORDS_USED: u32 = 120; // records not on the free list
 export const CTRL_LINK_BASE: u32 = 124;
+export const CTRL_SETTINGS: u32 = 144; //   SETTING_* bits (the host's sysctl-like switches)
+export const SETTING_EXPIRE_NODEST_CONN: u32 = 1; // as net.ipv4.vs.expire_nodest_conn
 export const CTRL_SIPKEY0: u32 = 128; //     u64, SipHash key, random per engine
 export const CTRL_SIPKEY1: u32 = 136; //     u64
 
@@ -128,7 +130,8 @@ export const DROP_NO_CONN: u16 = 14; //        TCP non-SYN for no connection
 export const DROP_NO_DEST: u16 = 15; //        the scheduler found no available real server
 export const DROP_TABLE_FULL: u16 = 16; //     connection table full
 export const DROP_TUPLE_CLASH: u16 = 17; //    the new connection's tuple is another's reply tuple
-export const DROP_REASON_COUNT: u16 = 18;
+export const DROP_DEST_GONE: u16 = 18; //      its real server was deleted; expire_nodest_conn is on
+export const DROP_REASON_COUNT: u16 = 19;
 
 // ---- connection record (32 bytes) and its links (8 bytes) -------------------------------
 //   0       4       8       12    14    16    18   19   20    22    24      28      32
@@ -190,9 +193,12 @@ export const SVCMAP_VALUE: u32 = 8;
 export const SVCMAP_USED: u32 = 12;
 
 // ---- real-server (dest) record (64 bytes) ----------------------------------------------------
-//   0       4     6     8       12      16      20      24              32 ...        64
-//   +-------+-----+-----+-------+-------+-------+-------+---------------+---- u64 ----+
-//   | daddr |dport|flags|service|active |inact  | spare | conns (u64)   | inPkts outPkts inBytes outBytes
+//   0       4     6     8       12      16      20    22    24              32 ...        64
+//   +-------+-----+-----+-------+-------+-------+-----+-----+---------------+---- u64 ----+
+//   | daddr |dport|flags|service|active |inact  |upper|lower| conns (u64)   | inPkts outPkts inBytes outBytes
+// upper/lower: connection thresholds (-x/-y, 0 = none). Flags: IN_USE (the record holds a
+// server), AVAILABLE (it is a destination of its service; cleared on delete, while its
+// connections live on), OVERLOAD (over its upper threshold, as ip_vs_bind_dest sets it).
 export const DEST_SIZE: u32 = 64;
 export const DEST_DADDR: u32 = 0;
 export const DEST_DPORT: u32 = 4;
@@ -200,12 +206,16 @@ export const DEST_FLAGS: u32 = 6;
 export const DEST_SERVICE: u32 = 8;
 export const DEST_ACTIVE: u32 = 12;
 export const DEST_INACTIVE: u32 = 16;
+export const DEST_UPPER: u32 = 20;
+export const DEST_LOWER: u32 = 22;
 export const DEST_CONNS: u32 = 24;
 export const DEST_IN_PKTS: u32 = 32;
 export const DEST_OUT_PKTS: u32 = 40;
 export const DEST_IN_BYTES: u32 = 48;
 export const DEST_OUT_BYTES: u32 = 56;
 export const DEST_F_IN_USE: u16 = 1;
+export const DEST_F_AVAILABLE: u16 = 2;
+export const DEST_F_OVERLOAD: u16 = 4;
 export const MAX_DESTS_LIMIT: u32 = 0xffff;
 
 // ---- event record (32 bytes) ---------------------------------------------------------------

@@ -33,7 +33,7 @@ import {
   CTRL_EVENT_MASK, CTRL_EVENT_READ, CTRL_EVENT_WRITE, CTRL_FREE_HEAD, DESC_CONN,
   DESC_F_CSUM_PARTIAL, DESC_F_NEW_CONN, DESC_F_REPLY, DESC_FLAGS, DESC_HASH_HI, DESC_L3OFF, DESC_LEN,
   DESC_REASON, DESC_SIZE, DESC_VERDICT, DEST_ACTIVE, DEST_CONNS, DEST_DADDR, DEST_DPORT,
-  DEST_F_IN_USE, DEST_FLAGS, DEST_IN_BYTES, DEST_IN_PKTS, DEST_INACTIVE, DEST_OUT_BYTES,
+  DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_FLAGS, DROP_DEST_GONE, SETTING_EXPIRE_NODEST_CONN, CTRL_SETTINGS, DEST_IN_BYTES, DEST_IN_PKTS, DEST_INACTIVE, DEST_OUT_BYTES,
   DEST_OUT_PKTS, DROP_BAD_SLOT, DROP_FRAGMENT, DROP_NO_CONN, DROP_NO_DEST, DROP_NO_SERVICE,
   DROP_SHORT_PACKET, DROP_TABLE_FULL, DROP_TUPLE_CLASH, EVENT_CADDR, EVENT_CONN,
   EVENT_CONN_EXPIRED, EVENT_CONN_NEW, EVENT_CONN_REUSED, EVENT_CONN_STATE, EVENT_CPORT,
@@ -45,7 +45,7 @@ import {
   connCapacity, count, countDrop, countPass, CTRL, dataBase, descBase, eventBase,
   eventCapacity, maxDests, slotCount, slotSize, timeoutMs,
 } from './regions';
-import { destAddr, isDestAddr, isVip, serviceFind } from './service';
+import { destAddr, destUpdateOverload, isDestAddr, isVip, serviceFind } from './service';
 import {
   TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_NONE, TCP_S_TIME_WAIT, tcpNextState, timeoutSlot,
   UDP_S_NORMAL,
@@ -127,10 +127,17 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
   timerUnlink(idx);
   const d = destAddr(load<u16>(c + CONN_DEST));
   add32(d + ((flags & CONN_F_INACTIVE) ? DEST_INACTIVE : DEST_ACTIVE), -1);
+  destUpdateOverload(d, false);
   count(why == EVENT_CONN_REUSED ? COUNTER_CONN_REUSED : COUNTER_CONN_EXPIRED);
   const state = load<u8>(c + CONN_STATE);
   emit(why, idx, state, state, now);
   connFree(idx);
+}
+
+/** The connection's server was deleted and expire_nodest_conn is on. */
+@inline function destGone(c: usize): bool {
+  return (load<u32>(CTRL + CTRL_SETTINGS) & SETTING_EXPIRE_NODEST_CONN) != 0
+    && (load<u16>(destAddr(load<u16>(c + CONN_DEST)) + DEST_FLAGS) & DEST_F_AVAILABLE) == 0;
 }
 
 @inline function tableFull(): bool {
@@ -207,7 +214,7 @@ function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, part
   const dest = hostSchedule(svc, saddr, sport, daddr, dport);
   if (dest < 0 || <u32>dest >= maxDests) return drop(DROP_NO_DEST);
   const d = destAddr(<u32>dest);
-  if (!(load<u16>(d + DEST_FLAGS) & DEST_F_IN_USE)) return drop(DROP_NO_DEST);
+  if (!(load<u16>(d + DEST_FLAGS) & DEST_F_AVAILABLE)) return drop(DROP_NO_DEST);
   const raddr = load<u32>(d + DEST_DADDR);
   let rport = load<u16>(d + DEST_DPORT);
   if (rport == 0) rport = dport; // a real server without a port keeps the service's port
@@ -236,6 +243,7 @@ function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, part
   store<u32>(c + CONN_EXPIRES, now);
   connHash(idx, h);
   add32(d + DEST_INACTIVE, 1);
+  destUpdateOverload(d, true);
   add64(d + DEST_CONNS, 1);
   count(COUNTER_CONN_NEW);
   outFlags |= DESC_F_NEW_CONN;
@@ -296,6 +304,12 @@ function handle(p: usize, partial: bool, h: u64, now: u32): u8 {
     if (timeDiff(load<u32>(c + CONN_EXPIRES), now) <= 0) {
       // Timed out but not yet reached by the wheel: it no longer exists for this packet.
       connRelease(idx, EVENT_CONN_EXPIRED, now);
+    } else if (!reply && destGone(c)) {
+      // expire_nodest_conn (ip_vs_in): the server was deleted, so the connection goes now.
+      // A SYN opening a new connection on its tuple is scheduled afresh; anything else is
+      // dropped, and the client's retransmission or new connection finds a live server.
+      connRelease(idx, EVENT_CONN_EXPIRED, now);
+      if (!(isTcp && isOpeningSyn(tflags))) return drop(DROP_DEST_GONE);
     } else if (isTcp && !reply && isOpeningSyn(tflags) && (state == TCP_S_TIME_WAIT || state == TCP_S_CLOSE)) {
       connRelease(idx, EVENT_CONN_REUSED, now);
     } else {

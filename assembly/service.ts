@@ -9,7 +9,8 @@
 // those to the director's own stack) while traffic to other addresses passes. The real-server
 // entries tell which fragments could belong to a connection (see nat.ts).
 import {
-  DEST_CONNS, DEST_DADDR, DEST_DPORT, DEST_F_IN_USE, DEST_FLAGS, DEST_SERVICE, DEST_SIZE, SVC_F_IN_USE,
+  DEST_ACTIVE, DEST_CONNS, DEST_DADDR, DEST_DPORT, DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_OVERLOAD, DEST_FLAGS,
+  DEST_INACTIVE, DEST_LOWER, DEST_UPPER, DEST_SERVICE, DEST_SIZE, SVC_F_IN_USE,
   SVC_FLAGS, SVC_PROTO, SVC_SIZE, SVC_VADDR, SVC_VPORT, SVCMAP_ENTRY_SIZE, SVCMAP_KEY_A,
   SVCMAP_KEY_B, SVCMAP_USED, SVCMAP_VALUE,
 } from './layout';
@@ -121,16 +122,48 @@ export function serviceClear(idx: u32): i32 {
  * Control: (re)defines dest `idx`. Counters are kept when the record is re-set for the same
  * server (an edit); the host zeroes a record it reuses for another server with destReset.
  */
-export function destSet(idx: u32, service: u32, daddr: u32, dport: u16): i32 {
+export function destSet(idx: u32, service: u32, daddr: u32, dport: u16, upper: u16, lower: u16): i32 {
   if (idx >= maxDests) return -2;
   const d = destAddr(idx);
-  if (load<u16>(d + DEST_FLAGS) & DEST_F_IN_USE) mapRef(load<u32>(d + DEST_DADDR), DEST_ADDR_KEY, -1);
+  let flags = load<u16>(d + DEST_FLAGS);
+  if (flags & DEST_F_IN_USE) mapRef(load<u32>(d + DEST_DADDR), DEST_ADDR_KEY, -1);
+  // As __ip_vs_update_dest: no upper threshold, or a higher one, lifts the overload.
+  if (upper == 0 || upper > load<u16>(d + DEST_UPPER)) flags &= ~DEST_F_OVERLOAD;
   store<u32>(d + DEST_DADDR, daddr);
   store<u16>(d + DEST_DPORT, dport);
   store<u32>(d + DEST_SERVICE, service);
-  store<u16>(d + DEST_FLAGS, DEST_F_IN_USE);
+  store<u16>(d + DEST_UPPER, upper);
+  store<u16>(d + DEST_LOWER, lower);
+  store<u16>(d + DEST_FLAGS, (flags & DEST_F_OVERLOAD) | DEST_F_IN_USE | DEST_F_AVAILABLE);
   mapRef(daddr, DEST_ADDR_KEY, 1);
   return 0;
+}
+
+/** Control: dest `idx` is no longer a destination of its service (deleted); its record
+ * stays while connections use it. */
+export function destRetire(idx: u32): i32 {
+  if (idx >= maxDests) return -2;
+  const d = destAddr(idx);
+  store<u16>(d + DEST_FLAGS, load<u16>(d + DEST_FLAGS) & ~DEST_F_AVAILABLE);
+  return 0;
+}
+
+/**
+ * After a connection is bound to or released from dest `d`, sets or lifts its overload as
+ * ip_vs_bind_dest and ip_vs_unbind_dest do: set at the upper threshold; lifted below the
+ * lower one, or, without one, below three quarters of the upper.
+ */
+export function destUpdateOverload(d: usize, bound: bool): void {
+  const upper = <u32>load<u16>(d + DEST_UPPER);
+  const lower = <u32>load<u16>(d + DEST_LOWER);
+  const total = load<u32>(d + DEST_ACTIVE) + load<u32>(d + DEST_INACTIVE);
+  const flags = load<u16>(d + DEST_FLAGS);
+  if (bound) {
+    if (upper != 0 && total >= upper) store<u16>(d + DEST_FLAGS, flags | DEST_F_OVERLOAD);
+  } else if (flags & DEST_F_OVERLOAD) {
+    const lift = lower != 0 ? total < lower : upper != 0 ? total * 4 < upper * 3 : true;
+    if (lift) store<u16>(d + DEST_FLAGS, flags & ~DEST_F_OVERLOAD);
+  }
 }
 
 /** Control: zeroes dest `idx`'s statistics (ipvsadm -Z); connection counts are state, kept. */

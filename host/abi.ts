@@ -74,6 +74,14 @@ export const ABI = {
   DEST_DADDR: 0,
   DEST_DPORT: 4,
   DEST_SERVICE: 8,
+  DEST_FLAGS: 6,
+  DEST_UPPER: 20,
+  DEST_LOWER: 22,
+  DEST_F_IN_USE: 1,
+  DEST_F_AVAILABLE: 2,
+  DEST_F_OVERLOAD: 4,
+  CTRL_SETTINGS: 144,
+  SETTING_EXPIRE_NODEST_CONN: 1,
   DEST_ACTIVE: 12,
   DEST_INACTIVE: 16,
   DEST_CONNS: 24,
@@ -122,7 +130,7 @@ export const ABI = {
 export const DROP_REASONS = [
   '', 'bad-slot', 'short-packet', 'bad-version', 'bad-ihl', 'truncated', 'bad-total-length',
   'bad-ip-checksum', 'fragment', 'tcp-truncated', 'bad-tcp-doff', 'udp-truncated',
-  'bad-udp-length', 'no-service', 'no-conn', 'no-dest', 'table-full', 'tuple-clash',
+  'bad-udp-length', 'no-service', 'no-conn', 'no-dest', 'table-full', 'tuple-clash', 'dest-gone',
 ] as const;
 export type DropReason = Exclude<(typeof DROP_REASONS)[number], ''>;
 
@@ -136,7 +144,7 @@ export const REASON_EXPORTS: Record<string, number> = {
   DROP_TRUNCATED: 5, DROP_BAD_TOTAL_LENGTH: 6, DROP_BAD_IP_CHECKSUM: 7, DROP_FRAGMENT: 8,
   DROP_TCP_TRUNCATED: 9, DROP_BAD_TCP_DOFF: 10, DROP_UDP_TRUNCATED: 11,
   DROP_BAD_UDP_LENGTH: 12, DROP_NO_SERVICE: 13, DROP_NO_CONN: 14, DROP_NO_DEST: 15,
-  DROP_TABLE_FULL: 16, DROP_TUPLE_CLASH: 17, DROP_REASON_COUNT: 18,
+  DROP_TABLE_FULL: 16, DROP_TUPLE_CLASH: 17, DROP_DEST_GONE: 18, DROP_REASON_COUNT: 19,
   PASS_NOT_IPV4: 1, PASS_PROTOCOL: 2, PASS_NO_MATCH: 3,
 };
 
@@ -160,7 +168,9 @@ export interface WasmExports {
   setTimeout(slot: number, ms: number): number;
   serviceSet(idx: number, proto: number, vaddr: number, vport: number): number;
   serviceClear(idx: number): number;
-  destSet(idx: number, service: number, daddr: number, dport: number): number;
+  destSet(idx: number, service: number, daddr: number, dport: number, upper: number, lower: number): number;
+  destRetire(idx: number): number;
+  setSettings(bits: number): void;
   destReset(idx: number): number;
   /** Zeroes a dest's statistics (conns scheduled, packets, bytes); its connection counts stay. */
   destZeroStats(idx: number): number;

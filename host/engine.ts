@@ -44,6 +44,12 @@ export interface EngineOptions {
   timeouts?: Partial<Timeouts>;
   /** Expiry work per process() call, in connections (default 4096). */
   expireBudget?: number;
+  /**
+   * As net.ipv4.vs.expire_nodest_conn (default false): when a real server is deleted, the
+   * next client packet of each of its connections expires the connection and is dropped
+   * (a SYN is scheduled afresh). Off: the connections run on until they time out.
+   */
+  expireNodestConn?: boolean;
   /** Use the debug WASM build (bounds assertions, slower). */
   debug?: boolean;
 }
@@ -261,6 +267,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.maxDests = o.maxDests;
     this.expireBudget = o.expireBudget;
     this.applyTimeouts(timeouts);
+    this.setExpireNodestConn(options.expireNodestConn ?? false);
   }
 
   // ---- configuration: services -------------------------------------------------------------
@@ -322,6 +329,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!state) throw new WasmvsError('WASMVS_NO_DEST', `No such destination: ${d.daddr}:${d.dport}`);
     state.weight = d.weight;
     state.spec = d;
+    this.wasm.destSet(state.index, svc.index, wire32(state.daddr), wire16(state.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
     svc.scheduler.destsChanged(svc.dests, { kind: 'edit', dest: state });
   }
 
@@ -390,6 +398,12 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** ipvsadm --set tcp tcpfin udp, in seconds; 0 leaves a value unchanged. */
   setTimeouts(timeouts: Partial<Timeouts>): void {
     this.applyTimeouts(this.checkTimeouts(timeouts));
+  }
+
+  /** net.ipv4.vs.expire_nodest_conn (see EngineOptions.expireNodestConn). */
+  setExpireNodestConn(on: boolean): void {
+    if (typeof on !== 'boolean') throw new WasmvsError('WASMVS_BAD_OPTION', `expireNodestConn must be true or false, got ${String(on)}`);
+    this.wasm.setSettings(on ? ABI.SETTING_EXPIRE_NODEST_CONN : 0);
   }
 
   getTimeouts(): Timeouts {
@@ -669,13 +683,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     checkScheduler(scheduler);
     if (spec.persistence !== undefined) checkInt(spec.persistence, 1, MAX_TIMEOUT_S, 'persistence timeout', 'WASMVS_BAD_PERSISTENCE');
     if (vport === 0 && spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_PORT', 'Zero port specified for non-persistent service');
-    for (const [field, option] of [['netmask', '-M'], ['schedFlags', '-b'], ['onePacket', '-o']] as const) {
+    for (const [field, option] of [['netmask', '-M'], ['onePacket', '-o']] as const) {
       if (spec[field] !== undefined && spec[field] !== false) {
-        throw new WasmvsError('WASMVS_UNSUPPORTED', `${option} (${field}) is not supported yet: it arrives with persistence templates and the full scheduler set`);
+        throw new WasmvsError('WASMVS_UNSUPPORTED', `${option} (${field}) is not supported yet: it arrives with persistence templates`);
       }
     }
     const out: ServiceSpec = { protocol, vaddr, vport, scheduler };
     if (spec.persistence !== undefined) out.persistence = spec.persistence;
+    if (spec.schedFlags !== undefined && spec.schedFlags.length > 0) out.schedFlags = [...spec.schedFlags];
     return out;
   }
 
@@ -683,10 +698,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     const daddr = formatIPv4(parseIPv4(dest.daddr));
     const dport = checkPort(dest.dport ?? 0, 'real server port') || vport;
     const weight = checkInt(dest.weight ?? 1, 0, 65535, 'weight', 'WASMVS_BAD_WEIGHT');
-    if (dest.upperThreshold || dest.lowerThreshold) {
-      throw new WasmvsError('WASMVS_UNSUPPORTED', '-x/-y connection thresholds are not supported yet: they arrive with the full scheduler set');
-    }
-    return { daddr, dport, weight };
+    const upper = checkInt(dest.upperThreshold ?? 0, 0, 65535, 'upper threshold (-x)', 'WASMVS_BAD_OPTION');
+    const lower = checkInt(dest.lowerThreshold ?? 0, 0, 65535, 'lower threshold (-y)', 'WASMVS_BAD_OPTION');
+    // As ip_vs_add_dest/ip_vs_edit_dest: a lower threshold above the upper one is refused.
+    if (lower > upper) throw new WasmvsError('WASMVS_BAD_OPTION', `lower threshold ${lower} is above upper threshold ${upper}`);
+    const out: DestSpec = { daddr, dport, weight };
+    if (upper) out.upperThreshold = upper;
+    if (lower) out.lowerThreshold = lower;
+    return out;
   }
 
   private findService(key: ServiceKey): ServiceState {
@@ -749,7 +768,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private commitDest(svc: ServiceState, index: number, d: DestSpec): void {
     const daddr = parseIPv4(d.daddr);
-    this.wasm.destSet(index, svc.index, wire32(daddr), wire16(d.dport));
+    this.wasm.destSet(index, svc.index, wire32(daddr), wire16(d.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
     const view = this.view;
     const base = this.destBase + index * ABI.DEST_SIZE;
     const state: DestState = {
@@ -757,12 +776,12 @@ export class Engine extends EventEmitter<EngineEvents> {
       daddr,
       dport: d.dport,
       weight: d.weight,
-      overloaded: false,
       service: svc,
       serviceId: serviceId(svc.spec.protocol, parseIPv4(svc.spec.vaddr), svc.spec.vport),
       spec: d,
       get activeConns() { return view.getUint32(base + ABI.DEST_ACTIVE, true); },
       get inactConns() { return view.getUint32(base + ABI.DEST_INACTIVE, true); },
+      get overloaded() { return (view.getUint16(base + ABI.DEST_FLAGS, true) & ABI.DEST_F_OVERLOAD) !== 0; },
     };
     this.destsByIndex[index] = state;
     svc.dests.unshift(state); // newest first, as list_add_rcu
@@ -772,6 +791,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Takes a dest out of scheduling; its record lives while connections use it. */
   private retireDest(d: DestState): void {
     d.service = undefined;
+    this.wasm.destRetire(d.index);
   }
 
   private destInfo(d: DestState): DestInfo {

@@ -182,21 +182,22 @@ test('port 0 needs persistence; persistence must be 1..2073600 seconds', () => {
   assert.match(e.save(), /-A -t 202\.103\.106\.5:0 -s rr -p 2073600\n-A -t 202\.103\.106\.5:443 -s rr -p 1\n$/);
 });
 
-test('-M, -b, -o, -x and -y are WASMVS_UNSUPPORTED, from the API and from a rules file', () => {
+test('-M and -o are WASMVS_UNSUPPORTED (persistence templates arrive later), from the API and from a rules file', () => {
   const e = engine();
   const base: ServiceSpec = { protocol: 'udp', vaddr: VIP, vport: 53, scheduler: 'rr', persistence: 60 };
   rejected(e, () => e.addService({ ...base, netmask: '255.255.255.0' }), 'WASMVS_UNSUPPORTED', /-M/);
-  rejected(e, () => e.addService({ ...base, schedFlags: ['flag-1'] }), 'WASMVS_UNSUPPORTED', /-b/);
   rejected(e, () => e.addService({ ...base, onePacket: true }), 'WASMVS_UNSUPPORTED', /-o/);
-  const dest: DestSpec = { daddr: '172.16.0.9', dport: 80, weight: 1 };
-  rejected(e, () => e.addDest(HTTP, { ...dest, upperThreshold: 10 }), 'WASMVS_UNSUPPORTED', /-x\/-y/);
-  rejected(e, () => e.addDest(HTTP, { ...dest, upperThreshold: 10, lowerThreshold: 5 }), 'WASMVS_UNSUPPORTED', /threshold/);
-  rejected(e, () => e.editDest(HTTP, { daddr: RS1, dport: 80, weight: 1, upperThreshold: 10 }), 'WASMVS_UNSUPPORTED', /-x\/-y/);
   rejected(e, () => e.restore('-A -u 202.103.106.5:53 -s rr -p 60 -M 255.255.255.0\n'), 'WASMVS_UNSUPPORTED', /-M/);
-  rejected(e, () => e.restore('-A -u 202.103.106.5:53 -s rr -b flag-1\n'), 'WASMVS_UNSUPPORTED', /-b/);
   rejected(e, () => e.restore('-A -u 202.103.106.5:53 -s rr -o\n'), 'WASMVS_UNSUPPORTED', /-o/);
-  rejected(e, () => e.restore('-a -t 202.103.106.5:80 -r 172.16.0.9:80 -m -w 1 -x 10\n'), 'WASMVS_NO_SERVICE', /Service not defined/);
-  rejected(e, () => e.restore('-A -t 202.103.106.7:80 -s rr\n-a -t 202.103.106.7:80 -r 172.16.0.9:80 -m -w 1 -x 10 -y 5\n'), 'WASMVS_UNSUPPORTED', /-x\/-y/);
+});
+
+test('-x/-y thresholds are checked as ipvsadm does and kept by save()', () => {
+  const e = engine();
+  const dest: DestSpec = { daddr: '172.16.0.9', dport: 80, weight: 1 };
+  rejected(e, () => e.addDest(HTTP, { ...dest, upperThreshold: 5, lowerThreshold: 10 }), 'WASMVS_BAD_OPTION', /lower threshold 10 is above upper threshold 5/);
+  rejected(e, () => e.addDest(HTTP, { ...dest, upperThreshold: 70000 }), 'WASMVS_BAD_OPTION', /upper threshold/);
+  e.addDest(HTTP, { ...dest, upperThreshold: 10, lowerThreshold: 5 });
+  assert.match(e.save(), /-r 172\.16\.0\.9:80 -m -w 1 -x 10 -y 5\n/);
 });
 
 test('the service table holds maxServices; a freed slot is used again', () => {

@@ -145,6 +145,18 @@ const FIXTURES: Fixture[] = [
     description: '33. tuple-clash: CLIENT:1 -> 202.103.106.6:80 -> 172.16.0.3:8000 while CLIENT:1 -> VIP:80 has that reply tuple',
     input: syn(1, 80, VIP2), verdict: 'drop', reason: 'tuple-clash',
   },
+  {
+    // expire_nodest_conn on: CLIENT:7 -> VIP:80 is open on 172.16.0.3:8000, which is then
+    // deleted; the connection's next client packet expires it and is dropped.
+    description: '33b. dest-gone: data for a connection whose real server was deleted (expire_nodest_conn)',
+    prepare: (e) => {
+      e.setExpireNodestConn(true);
+      const first = e.processPacket(syn(7), T0);
+      const to = decode(first.packet);
+      e.delDest({ protocol: 'tcp', vaddr: VIP, vport: 80 }, { daddr: to.dst, dport: to.dport! });
+    },
+    input: tcpPacket({ src: CLIENT, dst: VIP, sport: 7, dport: 80, flags: 'A' }), verdict: 'drop', reason: 'dest-gone',
+  },
   { description: '34. not-ipv4: an IPv6 packet', input: IPV6, verdict: 'pass', reason: 'not-ipv4' },
   { description: '35. not-ipv4: an IPv6 packet after an Ethernet header', input: ethernetFrame(IPV6), l3Offset: 14, verdict: 'pass', reason: 'not-ipv4' },
   { description: '36. protocol: ICMP echo request to the VIP', input: ipv4Packet({ src: CLIENT, dst: VIP, protocol: IPPROTO_ICMP, payload: fromHex('0800f7fe00000001') }), verdict: 'pass', reason: 'protocol' },
