@@ -19,7 +19,7 @@
 // = 56 bytes.
 import {
   CONN_CADDR, CONN_CPORT, CONN_DADDR, CONN_DPORT, CONN_F_HASHED, CONN_FLAGS, CONN_PROTO,
-  CONN_SIZE, CONN_VADDR, CONN_VPORT, LINK_NEXT, LINK_SIZE, CTRL_BUMP_NEXT, CTRL_FREE_HEAD,
+  CONN_F_TEMPLATE, CONN_SIZE, CONN_VADDR, CONN_VPORT, LINK_NEXT, LINK_SIZE, CTRL_BUMP_NEXT, CTRL_FREE_HEAD,
   CTRL_LIVE_CONNS, CTRL_RECORDS_USED, INDEX_DIR_BIT, INDEX_REF_MASK,
 } from './layout';
 import { connBase, connCapacity, CTRL, indexBase, indexSize, linkBase, sipKey0, sipKey1 } from './regions';
@@ -124,22 +124,34 @@ function indexDelete(h: u64, entry: u32): void {
   store<u32>(indexBase + (<usize>hole << 2), 0);
 }
 
-/** Puts a filled-in record's two tuples in the index. */
+/** Puts a filled-in record's tuples in the index: both for a connection, the request tuple
+ * alone for a persistence template (nothing is ever sent to a template). */
 export function connHash(idx: u32, requestHash: u64): void {
   const c = connAddr(idx);
+  const flags = load<u16>(c + CONN_FLAGS);
   indexInsert(requestHash, idx + 1);
-  indexInsert(entryHash(c, true), (idx + 1) | INDEX_DIR_BIT);
-  store<u16>(c + CONN_FLAGS, load<u16>(c + CONN_FLAGS) | CONN_F_HASHED);
-  store<u32>(CTRL + CTRL_LIVE_CONNS, load<u32>(CTRL + CTRL_LIVE_CONNS) + 1);
+  if (!(flags & CONN_F_TEMPLATE)) {
+    indexInsert(entryHash(c, true), (idx + 1) | INDEX_DIR_BIT);
+    store<u32>(CTRL + CTRL_LIVE_CONNS, load<u32>(CTRL + CTRL_LIVE_CONNS) + 1);
+  }
+  store<u16>(c + CONN_FLAGS, flags | CONN_F_HASHED);
 }
 
 /** Takes a record's tuples out of the index: no packet finds it any more. */
 export function connUnhash(idx: u32): void {
   const c = connAddr(idx);
+  const flags = load<u16>(c + CONN_FLAGS);
   indexDelete(entryHash(c, false), idx + 1);
-  indexDelete(entryHash(c, true), (idx + 1) | INDEX_DIR_BIT);
-  store<u16>(c + CONN_FLAGS, load<u16>(c + CONN_FLAGS) & ~CONN_F_HASHED);
-  store<u32>(CTRL + CTRL_LIVE_CONNS, load<u32>(CTRL + CTRL_LIVE_CONNS) - 1);
+  if (!(flags & CONN_F_TEMPLATE)) {
+    indexDelete(entryHash(c, true), (idx + 1) | INDEX_DIR_BIT);
+    store<u32>(CTRL + CTRL_LIVE_CONNS, load<u32>(CTRL + CTRL_LIVE_CONNS) - 1);
+  }
+  store<u16>(c + CONN_FLAGS, flags & ~CONN_F_HASHED);
+}
+
+/** How many records are free (never used, or on the free list)? Enough for `n`? */
+export function connRecordsFree(n: u32): bool {
+  return connCapacity - load<u32>(CTRL + CTRL_RECORDS_USED) >= n;
 }
 
 /** A free record (zeroed), or -1 when the table is full. */
@@ -155,7 +167,7 @@ export function connAlloc(): i32 {
     store<u32>(CTRL + CTRL_BUMP_NEXT, idx + 1);
   }
   memory.fill(connAddr(idx), 0, CONN_SIZE);
-  store<u64>(linkAddr(idx), 0);
+  memory.fill(linkAddr(idx), 0, LINK_SIZE);
   store<u32>(CTRL + CTRL_RECORDS_USED, load<u32>(CTRL + CTRL_RECORDS_USED) + 1);
   return <i32>idx;
 }

@@ -13,7 +13,7 @@
 //   | slot data        |
 //   +------------------+ connBase  connection records, CONN_SIZE each (one per half cache line)
 //   | connections      |
-//   +------------------+ linkBase  timer-wheel links of each record, LINK_SIZE each
+//   +------------------+ linkBase  links of each record (wheel, persistence), LINK_SIZE each
 //   | conn links       |
 //   +------------------+ indexBase connection index: u32 per slot, 4 x capacity
 //   | conn index       |
@@ -142,8 +142,20 @@ export const DROP_REASON_COUNT: u16 = 19;
 // million connections each packet then misses on one record line and one index line.
 // Addresses and ports in wire order. expires: engine milliseconds (wrapping u32, compared
 // as a signed difference). t.tick: the tick of the timer-wheel bucket the record is linked
-// in. The links (previous and next record + 1 in that bucket; for a free record, the next
-// free one) sit in a parallel array: only the wheel touches them, not the per-packet path.
+// in. The links sit in a parallel array, off the per-packet path:
+//   0        4        8         12        16
+//   +--------+--------+---------+---------+
+//   | prev   | next   | control | nControl|
+//   +--------+--------+---------+---------+
+// prev/next: the records (+ 1) before and after it in its wheel bucket; for a free record, next
+// is the next free one. control: the persistence template (+ 1) a connection was scheduled by.
+// nControl: for a template, how many connections it controls (it outlives its timeout while
+// any do, as IPVS's cp->n_control).
+//
+// A persistence template (-p) is a record too, flagged CONN_F_TEMPLATE: caddr is the client
+// address under the service's netmask, cport 0, vport the service's port (0 for a port-zero
+// service), daddr/dport its real server, proto the protocol | TEMPLATE_PROTO_BIT so that no
+// packet's tuple can ever match it. Only its request tuple is indexed.
 export const CONN_SIZE: u32 = 32;
 export const CONN_CADDR: u32 = 0;
 export const CONN_VADDR: u32 = 4;
@@ -157,12 +169,16 @@ export const CONN_FLAGS: u32 = 20;
 export const CONN_DEST: u32 = 22;
 export const CONN_EXPIRES: u32 = 24;
 export const CONN_TTICK: u32 = 28;
-export const LINK_SIZE: u32 = 8;
+export const LINK_SIZE: u32 = 16;
 export const LINK_PREV: u32 = 0;
 export const LINK_NEXT: u32 = 4;
+export const LINK_CONTROL: u32 = 8;
+export const LINK_N_CONTROL: u32 = 12;
+export const TEMPLATE_PROTO_BIT: u8 = 0x80;
 export const CONN_F_HASHED: u16 = 1; //   in the index: a live connection
 export const CONN_F_INACTIVE: u16 = 2; // counted in the dest's inactConns (else activeConns)
 export const CONN_F_TIMER: u16 = 4; //    linked in the timer wheel
+export const CONN_F_TEMPLATE: u16 = 8; // a persistence template, not a connection
 export const MAX_CONN_CAPACITY: u32 = 0xffffff; // index entries hold index + 1 in 24 bits
 
 // Connection index entry (u32): | tag 7 | dir 1 | conn index + 1 (24) |, 0 = empty.
@@ -174,16 +190,20 @@ export const WHEEL_BITS: u32 = 16; // one bucket per millisecond, 65.536 s aroun
 export const WHEEL_SIZE: u32 = 1 << WHEEL_BITS;
 
 // ---- service record (16 bytes) and service map ----------------------------------------------
-//   0       4     6    7    8               16
-//   +-------+-----+----+----+---------------+
-//   | vaddr |vport|prot|flag|    spare      |
-//   +-------+-----+----+----+---------------+
+//   0       4     6    7    8       12      16
+//   +-------+-----+----+----+-------+-------+
+//   | vaddr |vport|prot|flag|netmask|ptime  |
+//   +-------+-----+----+----+-------+-------+
+// netmask (wire order) and ptime (ms): persistence (-p, -M), used when flags has PERSISTENT.
 export const SVC_SIZE: u32 = 16;
 export const SVC_VADDR: u32 = 0;
 export const SVC_VPORT: u32 = 4;
 export const SVC_PROTO: u32 = 6;
 export const SVC_FLAGS: u32 = 7;
+export const SVC_NETMASK: u32 = 8;
+export const SVC_PTIMEOUT: u32 = 12;
 export const SVC_F_IN_USE: u8 = 1;
+export const SVC_F_PERSISTENT: u8 = 2;
 // Map entry: key a (vaddr), key b (1 << 24 | proto << 16 | vport for a service; 0 for the VIP
 // itself), value (service index, or the VIP's service count), 0 in `used` = empty.
 export const SVCMAP_ENTRY_SIZE: u32 = 16;

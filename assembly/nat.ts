@@ -23,11 +23,13 @@ import {
   checksumPartialReplace32, checksumReplace32, checksumReplace32And16,
 } from './checksum';
 import {
-  connAddr, connAlloc, connFree, connHash, connLookup, connTouch, connUnhash, indexTouch, tupleHash,
+  connAddr, connAlloc, connFree, connHash, connLookup, connRecordsFree, connTouch, connUnhash, indexTouch,
+  linkAddr, tupleHash,
 } from './conn';
 import {
   CONN_CADDR, CONN_CPORT, CONN_DADDR, CONN_DEST, CONN_DPORT, CONN_EXPIRES, CONN_F_HASHED,
-  CONN_F_INACTIVE, CONN_FLAGS, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
+  CONN_F_INACTIVE, CONN_F_TEMPLATE, CONN_FLAGS, LINK_CONTROL, LINK_N_CONTROL, TEMPLATE_PROTO_BIT,
+  DEST_SERVICE, SVC_F_PERSISTENT, SVC_FLAGS, SVC_NETMASK, SVC_PTIMEOUT, SVC_VPORT, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
   COUNTER_CONN_EXPIRED, COUNTER_CONN_NEW, COUNTER_CONN_REUSED, COUNTER_EVENTS_LOST,
   COUNTER_FORWARD_IN, COUNTER_FORWARD_OUT, CTRL_BUMP_NEXT,
   CTRL_EVENT_MASK, CTRL_EVENT_READ, CTRL_EVENT_WRITE, CTRL_FREE_HEAD, DESC_CONN,
@@ -45,7 +47,7 @@ import {
   connCapacity, count, countDrop, countPass, CTRL, dataBase, descBase, eventBase,
   eventCapacity, maxDests, slotCount, slotSize, timeoutMs,
 } from './regions';
-import { destAddr, destUpdateOverload, isDestAddr, isVip, serviceFind } from './service';
+import { destAddr, destUpdateOverload, isDestAddr, isVip, serviceFind, svcAddr } from './service';
 import {
   TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_NONE, TCP_S_TIME_WAIT, tcpNextState, timeoutSlot,
   UDP_S_NORMAL,
@@ -119,10 +121,17 @@ function connSetState(idx: u32, state: u8, now: u32): void {
   emit(EVENT_CONN_STATE, idx, old, state, now);
 }
 
-/** Retires a connection: out of the index and the wheel, off its dest's counts, record freed. */
+/**
+ * Retires a connection: out of the index and the wheel, off its dest's counts and its
+ * template's, record freed.
+ */
 export function connRelease(idx: u32, why: u8, now: u32): void {
   const c = connAddr(idx);
   const flags = load<u16>(c + CONN_FLAGS);
+  if (flags & CONN_F_TEMPLATE) {
+    templateRelease(idx);
+    return;
+  }
   if (flags & CONN_F_HASHED) connUnhash(idx);
   timerUnlink(idx);
   const d = destAddr(load<u16>(c + CONN_DEST));
@@ -131,7 +140,77 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
   count(why == EVENT_CONN_REUSED ? COUNTER_CONN_REUSED : COUNTER_CONN_EXPIRED);
   const state = load<u8>(c + CONN_STATE);
   emit(why, idx, state, state, now);
+  const control = load<u32>(linkAddr(idx) + LINK_CONTROL);
   connFree(idx);
+  if (control != 0) templateDetach(control - 1);
+}
+
+// ---- persistence templates (ip_vs_core.c ip_vs_sched_persist, ip_vs_conn.c) -----------------
+// A persistent service sends a client's new connections where its template says while the
+// template lives: `-p` seconds after its last use, and for as long as connections it
+// scheduled are alive (n_control). Worked example: -p 300 -M 255.255.255.0; 202.100.1.2 opens a
+// connection, scheduled to .3:8000 -> template (202.100.1.0, VIP:80) -> .3:8000; then
+// 202.100.1.77 opens one: same /24, the template sends it to .3:8000 without scheduling.
+
+@inline function templateTimeout(t: usize): u32 {
+  return load<u32>(svcAddr(load<u32>(destAddr(load<u16>(t + CONN_DEST)) + DEST_SERVICE)) + SVC_PTIMEOUT);
+}
+
+function templateRelease(idx: u32): void {
+  if (load<u16>(connAddr(idx) + CONN_FLAGS) & CONN_F_HASHED) connUnhash(idx);
+  timerUnlink(idx);
+  connFree(idx);
+}
+
+/** One of template `t`'s connections is gone; a template already retired goes with its last. */
+function templateDetach(t: u32): void {
+  const link = linkAddr(t);
+  const n = load<u32>(link + LINK_N_CONTROL) - 1;
+  store<u32>(link + LINK_N_CONTROL, n);
+  if (n == 0 && !(load<u16>(connAddr(t) + CONN_FLAGS) & CONN_F_HASHED)) templateRelease(t);
+}
+
+/** The wheel reached a template: it lives on while it controls connections (expire_later). */
+function templateExpire(idx: u32, now: u32): void {
+  if (load<u32>(linkAddr(idx) + LINK_N_CONTROL) != 0) timerSet(idx, now + templateTimeout(connAddr(idx)));
+  else templateRelease(idx);
+}
+
+/**
+ * The template for this client of a persistent service, or -1 (none, or no longer valid).
+ * As ip_vs_check_template, a template whose server was deleted is retired; it stays valid for
+ * a quiescent (weight 0) or overloaded server: persistence wins.
+ */
+function templateFind(th: u64, tcaddr: u32, vaddr: u32, tvport: u16, tproto: u8, now: u32): i32 {
+  const e = connLookup(th, tcaddr, 0, vaddr, tvport, tproto);
+  if (e == 0) return -1;
+  const t = (e & INDEX_REF_MASK) - 1;
+  const c = connAddr(t);
+  const dest = load<u16>(c + CONN_DEST);
+  const due = timeDiff(load<u32>(c + CONN_EXPIRES), now) <= 0;
+  if (!(load<u16>(destAddr(dest) + DEST_FLAGS) & DEST_F_AVAILABLE) || (due && load<u32>(linkAddr(t) + LINK_N_CONTROL) == 0)) {
+    connUnhash(t); // out of the way of a new template; freed with its last connection
+    if (load<u32>(linkAddr(t) + LINK_N_CONTROL) == 0) templateRelease(t);
+    return -1;
+  }
+  return <i32>t;
+}
+
+function templateCreate(th: u64, tcaddr: u32, vaddr: u32, tvport: u16, tproto: u8, dest: u32, timeout: u32, now: u32): u32 {
+  const t = <u32>connAlloc();
+  const c = connAddr(t);
+  const d = destAddr(dest);
+  store<u32>(c + CONN_CADDR, tcaddr);
+  store<u32>(c + CONN_VADDR, vaddr);
+  store<u32>(c + CONN_DADDR, load<u32>(d + DEST_DADDR));
+  store<u16>(c + CONN_VPORT, tvport);
+  store<u16>(c + CONN_DPORT, load<u16>(d + DEST_DPORT));
+  store<u8>(c + CONN_PROTO, tproto);
+  store<u16>(c + CONN_FLAGS, CONN_F_TEMPLATE);
+  store<u16>(c + CONN_DEST, <u16>dest);
+  connHash(t, th);
+  timerSet(t, now + timeout);
+  return t;
 }
 
 /** The connection's server was deleted and expire_nodest_conn is on. */
@@ -140,13 +219,12 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
     && (load<u16>(destAddr(load<u16>(c + CONN_DEST)) + DEST_FLAGS) & DEST_F_AVAILABLE) == 0;
 }
 
-@inline function tableFull(): bool {
-  return load<u32>(CTRL + CTRL_FREE_HEAD) == 0 && load<u32>(CTRL + CTRL_BUMP_NEXT) >= connCapacity;
-}
-
 // ---- expiry -------------------------------------------------------------------------------
 let expireNow: u32 = 0;
-function expireOne(idx: u32): void { connRelease(idx, EVENT_CONN_EXPIRED, expireNow); }
+function expireOne(idx: u32): void {
+  if (load<u16>(connAddr(idx) + CONN_FLAGS) & CONN_F_TEMPLATE) templateExpire(idx, expireNow);
+  else connRelease(idx, EVENT_CONN_EXPIRED, expireNow);
+}
 
 /** Expires due connections, at most `budget` of them. 1 when more remain, else 0. */
 export function expireDue(now: u32, budget: u32): u32 {
@@ -157,6 +235,12 @@ export function expireDue(now: u32, budget: u32): u32 {
 /** When the table is full, records whose time has come but which the wheel has not reached
  * yet are freed first, a few at a time, so a burst after an idle period is not refused. */
 const FULL_TABLE_EXPIRE_BUDGET: u32 = 64;
+
+function recordsAvailable(n: u32, now: u32): bool {
+  if (connRecordsFree(n)) return true;
+  expireDue(now, FULL_TABLE_EXPIRE_BUDGET);
+  return connRecordsFree(n);
+}
 
 // ---- NAT rewrite --------------------------------------------------------------------------
 /**
@@ -207,14 +291,28 @@ function forward(idx: u32, reply: bool, p: usize, l4: usize, isTcp: bool, partia
 /** Schedules and records a new connection for service `svc`, then forwards its first packet. */
 function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, partial: bool,
   tflags: u8, total: u32, saddr: u32, sport: u16, daddr: u32, dport: u16, proto: u8, now: u32): u8 {
-  if (tableFull()) {
-    expireDue(now, FULL_TABLE_EXPIRE_BUDGET);
-    if (tableFull()) return drop(DROP_TABLE_FULL);
+  const s = svcAddr(svc);
+  const persistent = (load<u8>(s + SVC_FLAGS) & SVC_F_PERSISTENT) != 0;
+  if (!recordsAvailable(1, now)) return drop(DROP_TABLE_FULL);
+  let dest: i32 = -1;
+  let template: i32 = -1;
+  let th: u64 = 0;
+  const tcaddr = saddr & load<u32>(s + SVC_NETMASK);
+  const tvport = load<u16>(s + SVC_VPORT); // 0 for a port-zero service: one template for all ports
+  const tproto = proto | TEMPLATE_PROTO_BIT;
+  if (persistent) {
+    th = tupleHash(tcaddr, 0, daddr, tvport, tproto);
+    template = templateFind(th, tcaddr, daddr, tvport, tproto, now);
+    if (template >= 0) dest = <i32>load<u16>(connAddr(<u32>template) + CONN_DEST);
+    // A client without a template needs a record for one as well as for the connection.
+    else if (!recordsAvailable(2, now)) return drop(DROP_TABLE_FULL);
   }
-  const dest = hostSchedule(svc, saddr, sport, daddr, dport);
-  if (dest < 0 || <u32>dest >= maxDests) return drop(DROP_NO_DEST);
+  if (dest < 0) {
+    dest = hostSchedule(svc, saddr, sport, daddr, dport);
+    if (dest < 0 || <u32>dest >= maxDests) return drop(DROP_NO_DEST);
+    if (!(load<u16>(destAddr(<u32>dest) + DEST_FLAGS) & DEST_F_AVAILABLE)) return drop(DROP_NO_DEST);
+  }
   const d = destAddr(<u32>dest);
-  if (!(load<u16>(d + DEST_FLAGS) & DEST_F_AVAILABLE)) return drop(DROP_NO_DEST);
   const raddr = load<u32>(d + DEST_DADDR);
   let rport = load<u16>(d + DEST_DPORT);
   if (rport == 0) rport = dport; // a real server without a port keeps the service's port
@@ -226,8 +324,17 @@ function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, part
     if (timeDiff(load<u32>(connAddr(other) + CONN_EXPIRES), now) > 0) return drop(DROP_TUPLE_CLASH);
     connRelease(other, EVENT_CONN_EXPIRED, now); // already due: it no longer exists
   }
+  if (persistent) {
+    if (template < 0) template = <i32>templateCreate(th, tcaddr, daddr, tvport, tproto, <u32>dest, load<u32>(s + SVC_PTIMEOUT), now);
+    else timerSet(<u32>template, now + load<u32>(s + SVC_PTIMEOUT)); // each use restarts it
+  }
   const idx = <u32>connAlloc();
   const c = connAddr(idx);
+  if (template >= 0) {
+    store<u32>(linkAddr(idx) + LINK_CONTROL, <u32>template + 1);
+    const tl = linkAddr(<u32>template);
+    store<u32>(tl + LINK_N_CONTROL, load<u32>(tl + LINK_N_CONTROL) + 1);
+  }
   store<u32>(c + CONN_CADDR, saddr);
   store<u32>(c + CONN_VADDR, daddr);
   store<u32>(c + CONN_DADDR, raddr);

@@ -34,7 +34,7 @@ export const ABI = {
   CTRL_LIVE_CONNS: 116,
   CTRL_RECORDS_USED: 120,
   CTRL_LINK_BASE: 124,
-  LINK_SIZE: 8,
+  LINK_SIZE: 16,
 
   DESC_SIZE: 16,
   DESC_LEN: 0,
@@ -68,6 +68,8 @@ export const ABI = {
   CONN_EXPIRES: 24,
   CONN_F_HASHED: 1,
   CONN_F_INACTIVE: 2,
+  CONN_F_TEMPLATE: 8,
+  TEMPLATE_PROTO_BIT: 0x80,
   MAX_CONN_CAPACITY: 0xffffff,
 
   DEST_SIZE: 64,
@@ -168,6 +170,7 @@ export interface WasmExports {
   setTimeout(slot: number, ms: number): number;
   serviceSet(idx: number, proto: number, vaddr: number, vport: number): number;
   serviceClear(idx: number): number;
+  serviceSetPersistence(idx: number, timeoutMs: number, netmask: number): number;
   destSet(idx: number, service: number, daddr: number, dport: number, upper: number, lower: number): number;
   destRetire(idx: number): number;
   setSettings(bits: number): void;

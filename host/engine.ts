@@ -113,6 +113,8 @@ export interface ConnInfo extends ConnTuple {
   state: string;
   /** Milliseconds left before it expires (0 when already due). */
   expiresIn: number;
+  /** A persistence template (-p): caddr is the client network, cport 0. */
+  template?: true;
 }
 
 export interface ConnEvent extends ConnTuple {
@@ -293,6 +295,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (svc.dests.length > 0) svc.scheduler.destsChanged(svc.dests, { kind: 'add', dest: svc.dests[0] });
     }
     svc.spec = s;
+    this.applyPersistence(svc);
   }
 
   /** ipvsadm -D: the service goes; its connections live on until they expire. */
@@ -535,13 +538,18 @@ export class Engine extends EventEmitter<EngineEvents> {
     for (let i = 0; i < used; i++) {
       const c = this.connBase + i * ABI.CONN_SIZE;
       if (!(this.view.getUint16(c + ABI.CONN_FLAGS, true) & ABI.CONN_F_HASHED)) continue;
-      const proto = this.bytes[c + ABI.CONN_PROTO];
+      const template = (this.view.getUint16(c + ABI.CONN_FLAGS, true) & ABI.CONN_F_TEMPLATE) !== 0;
+      const proto = this.bytes[c + ABI.CONN_PROTO] & ~ABI.TEMPLATE_PROTO_BIT;
       const left = (this.view.getUint32(c + ABI.CONN_EXPIRES, true) - t) | 0;
-      if (left <= 0) continue; // due: gone for every packet already, the wheel frees it next
+      // Due: gone for every packet already, the wheel frees it next. A template past its time
+      // lives on while it controls connections, with its timer restarted.
+      if (left <= 0 && !template) continue;
       out.push({
         ...this.readTuple(proto, c + ABI.CONN_CADDR),
-        state: this.stateName(proto, this.bytes[c + ABI.CONN_STATE]),
-        expiresIn: left,
+        // ipvsadm shows a template as a connection in state NONE (UDP: UDP) with client port 0.
+        state: template ? (proto === IPPROTO_UDP ? UDP_STATE_NAME : 'NONE') : this.stateName(proto, this.bytes[c + ABI.CONN_STATE]),
+        expiresIn: Math.max(left, 0),
+        ...(template ? { template: true } : {}),
       });
     }
     return out;
@@ -683,13 +691,16 @@ export class Engine extends EventEmitter<EngineEvents> {
     checkScheduler(scheduler);
     if (spec.persistence !== undefined) checkInt(spec.persistence, 1, MAX_TIMEOUT_S, 'persistence timeout', 'WASMVS_BAD_PERSISTENCE');
     if (vport === 0 && spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_PORT', 'Zero port specified for non-persistent service');
-    for (const [field, option] of [['netmask', '-M'], ['onePacket', '-o']] as const) {
-      if (spec[field] !== undefined && spec[field] !== false) {
-        throw new WasmvsError('WASMVS_UNSUPPORTED', `${option} (${field}) is not supported yet: it arrives with persistence templates`);
-      }
-    }
+    if (spec.onePacket) throw new WasmvsError('WASMVS_UNSUPPORTED', '-o (one-packet scheduling) is not supported yet');
     const out: ServiceSpec = { protocol, vaddr, vport, scheduler };
     if (spec.persistence !== undefined) out.persistence = spec.persistence;
+    if (spec.netmask !== undefined) {
+      if (spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_OPTION', '-M (netmask) is the persistence granularity and needs -p (persistence)');
+      const mask = parseIPv4(spec.netmask);
+      const inverted = ~mask >>> 0;
+      if ((inverted & (inverted + 1)) !== 0) throw new WasmvsError('WASMVS_BAD_ADDRESS', `netmask ${spec.netmask} is not contiguous`);
+      if (mask !== 0xffffffff) out.netmask = formatIPv4(mask);
+    }
     if (spec.schedFlags !== undefined && spec.schedFlags.length > 0) out.schedFlags = [...spec.schedFlags];
     return out;
   }
@@ -728,6 +739,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     const svc: ServiceState = { index, spec: s, scheduler: createScheduler(s.scheduler, s.schedFlags ?? []), dests: [] };
     this.services.set(serviceId(s.protocol, vaddr, s.vport), svc);
     this.servicesByIndex[index] = svc;
+    this.applyPersistence(svc);
+  }
+
+  /** -p/-M to the data plane: templates keyed by the client address under the netmask. */
+  private applyPersistence(svc: ServiceState): void {
+    const { persistence, netmask } = svc.spec;
+    const mask = netmask === undefined ? 0xffffffff : parseIPv4(netmask);
+    this.wasm.serviceSetPersistence(svc.index, persistence === undefined ? 0 : persistence * 1000, wire32(mask));
   }
 
   /** Dest slots free now or reclaimable (deleted, no connections left). */

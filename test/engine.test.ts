@@ -182,13 +182,15 @@ test('port 0 needs persistence; persistence must be 1..2073600 seconds', () => {
   assert.match(e.save(), /-A -t 202\.103\.106\.5:0 -s rr -p 2073600\n-A -t 202\.103\.106\.5:443 -s rr -p 1\n$/);
 });
 
-test('-M and -o are WASMVS_UNSUPPORTED (persistence templates arrive later), from the API and from a rules file', () => {
+test('-o is WASMVS_UNSUPPORTED, from the API and from a rules file; -M needs -p and a contiguous mask', () => {
   const e = engine();
   const base: ServiceSpec = { protocol: 'udp', vaddr: VIP, vport: 53, scheduler: 'rr', persistence: 60 };
-  rejected(e, () => e.addService({ ...base, netmask: '255.255.255.0' }), 'WASMVS_UNSUPPORTED', /-M/);
   rejected(e, () => e.addService({ ...base, onePacket: true }), 'WASMVS_UNSUPPORTED', /-o/);
-  rejected(e, () => e.restore('-A -u 202.103.106.5:53 -s rr -p 60 -M 255.255.255.0\n'), 'WASMVS_UNSUPPORTED', /-M/);
   rejected(e, () => e.restore('-A -u 202.103.106.5:53 -s rr -o\n'), 'WASMVS_UNSUPPORTED', /-o/);
+  rejected(e, () => e.addService({ ...base, persistence: undefined, netmask: '255.255.255.0' }), 'WASMVS_BAD_OPTION', /needs -p/);
+  rejected(e, () => e.addService({ ...base, netmask: '255.0.255.0' }), 'WASMVS_BAD_ADDRESS', /not contiguous/);
+  e.addService({ ...base, netmask: '255.255.255.0' });
+  assert.match(e.save(), /-A -u 202\.103\.106\.5:53 -s rr -p 60 -M 255\.255\.255\.0\n/);
 });
 
 test('-x/-y thresholds are checked as ipvsadm does and kept by save()', () => {
