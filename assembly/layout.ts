@@ -131,7 +131,10 @@ export const DROP_NO_DEST: u16 = 15; //        the scheduler found no available 
 export const DROP_TABLE_FULL: u16 = 16; //     connection table full
 export const DROP_TUPLE_CLASH: u16 = 17; //    the new connection's tuple is another's reply tuple
 export const DROP_DEST_GONE: u16 = 18; //      its real server was deleted; expire_nodest_conn is on
-export const DROP_REASON_COUNT: u16 = 19;
+export const DROP_ICMP_TRUNCATED: u16 = 19; // ICMP header, quoted IP header or quoted ports cut short
+export const DROP_BAD_ICMP_CHECKSUM: u16 = 20;
+export const DROP_ICMP_NO_CONN: u16 = 21; //   an ICMP error about one of ours with no connection
+export const DROP_REASON_COUNT: u16 = 22;
 
 // ---- connection record (32 bytes) and its links (8 bytes) -------------------------------
 //   0       4       8       12    14    16    18   19   20    22    24      28      32

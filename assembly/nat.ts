@@ -20,7 +20,7 @@
 // is scheduled afresh, in the same pass (the kernel drops that SYN and waits for the
 // client's retransmit a second later; we do not need to).
 import {
-  checksumPartialReplace32, checksumReplace32, checksumReplace32And16,
+  checksumCompute, checksumPartialReplace32, checksumReplace32, checksumReplace32And16,
 } from './checksum';
 import {
   connAddr, connAlloc, connFree, connHash, connLookup, connRecordsFree, connTouch, connUnhash, indexTouch,
@@ -37,7 +37,7 @@ import {
   DESC_REASON, DESC_SIZE, DESC_VERDICT, DEST_ACTIVE, DEST_CONNS, DEST_DADDR, DEST_DPORT,
   DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_FLAGS, DROP_DEST_GONE, SETTING_EXPIRE_NODEST_CONN, CTRL_SETTINGS, DEST_IN_BYTES, DEST_IN_PKTS, DEST_INACTIVE, DEST_OUT_BYTES,
   DEST_OUT_PKTS, DROP_BAD_SLOT, DROP_FRAGMENT, DROP_NO_CONN, DROP_NO_DEST, DROP_NO_SERVICE,
-  DROP_SHORT_PACKET, DROP_TABLE_FULL, DROP_TUPLE_CLASH, EVENT_CADDR, EVENT_CONN,
+  DROP_ICMP_NO_CONN, DROP_SHORT_PACKET, DROP_TABLE_FULL, DROP_TUPLE_CLASH, EVENT_CADDR, EVENT_CONN,
   EVENT_CONN_EXPIRED, EVENT_CONN_NEW, EVENT_CONN_REUSED, EVENT_CONN_STATE, EVENT_CPORT,
   EVENT_DADDR, EVENT_DEST, EVENT_DPORT, EVENT_NEW_STATE, EVENT_OLD_STATE, EVENT_PROTO,
   EVENT_SIZE, EVENT_TIME, EVENT_TYPE, EVENT_VADDR, EVENT_VPORT, INDEX_DIR_BIT, INDEX_REF_MASK,
@@ -54,10 +54,13 @@ import {
 } from './tcpstate';
 import { timeDiff, timerSet, timerUnlink, wheelRun, wheelStart } from './timer';
 import {
-  IPPROTO_TCP, IPPROTO_UDP, IPV4_CHECKSUM, ipv4Check, ipv4Checksum, ipv4Daddr,
+  IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CHECKSUM, ipv4Check, ipv4Checksum, ipv4Daddr,
   ipv4HeaderLen, ipv4IsLaterFragment, ipv4MoreFragments, ipv4Protocol, ipv4Saddr,
   ipv4SetChecksum, ipv4SetDaddr, ipv4SetSaddr, ipv4TotalLen, ipv4Version,
 } from './wire/ipv4';
+import {
+  ICMP_CHECKSUM, ICMP_HEADER_LEN, ICMP_NOT_AN_ERROR, ICMP_NOT_TRANSLATABLE, icmpErrorCheck, icmpQuoted,
+} from './wire/icmp';
 import { TCP_ACK, TCP_CHECKSUM, TCP_FIN, TCP_RST, TCP_SYN, tcpCheck, tcpDport, tcpFlags, tcpSport } from './wire/tcp';
 import { UDP_CHECKSUM, UDP_HEADER_LEN, udpCheck } from './wire/udp';
 
@@ -248,10 +251,11 @@ function recordsAvailable(n: u32, now: u32): bool {
  * `portOff`) and adjusts both checksums by difference (RFC 1624).
  */
 @inline function rewrite(p: usize, l4: usize, isTcp: bool, partial: bool, toDest: bool,
-  fromAddr: u32, toAddr: u32, fromPort: u16, toPort: u16): void {
+  fromAddr: u32, toAddr: u32, fromPort: u16, toPort: u16, hasL4Checksum: bool = true): void {
   if (toDest) { ipv4SetDaddr(p, toAddr); store<u16>(l4 + 2, toPort); }
   else { ipv4SetSaddr(p, toAddr); store<u16>(l4, toPort); }
   ipv4SetChecksum(p, checksumReplace32(ipv4Checksum(p), fromAddr, toAddr));
+  if (!hasL4Checksum) return; // a quote in an ICMP error may stop before it
   const ckAddr = l4 + (isTcp ? TCP_CHECKSUM : UDP_CHECKSUM);
   const check = load<u16>(ckAddr);
   if (partial) {
@@ -369,7 +373,7 @@ function validate(p: usize, avail: u32): u8 {
   const bad = ipv4Check(p, avail);
   if (bad) return drop(bad);
   const proto = ipv4Protocol(p);
-  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) return pass(PASS_PROTOCOL);
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP) return pass(PASS_PROTOCOL);
   if (ipv4IsLaterFragment(p)) {
     // No ports to look up without reassembly: drop what could be ours (to a VIP, or from a
     // real server, where passing it would leak the server's address) and let transit pass.
@@ -378,6 +382,11 @@ function validate(p: usize, avail: u32): u8 {
   const hlen = ipv4HeaderLen(p);
   const l4avail = ipv4TotalLen(p) - hlen;
   const l4 = p + hlen;
+  if (proto == IPPROTO_ICMP) {
+    const r = icmpErrorCheck(l4, l4avail);
+    if (r == ICMP_NOT_AN_ERROR || r == ICMP_NOT_TRANSLATABLE) return pass(PASS_PROTOCOL);
+    return r ? drop(r) : VERDICT_NONE;
+  }
   // A first fragment (MF set) holds only part of the datagram: its UDP length may exceed it.
   const badL4 = proto == IPPROTO_TCP ? tcpCheck(l4, l4avail)
     : (ipv4MoreFragments(p) && l4avail >= UDP_HEADER_LEN ? 0 : udpCheck(l4, l4avail));
@@ -385,15 +394,90 @@ function validate(p: usize, avail: u32): u8 {
   return VERDICT_NONE;
 }
 
+/**
+ * The tuple hash a validated packet is looked up by: its own tuple, or for an ICMP error the
+ * reverse of the quoted packet's (that packet left the director; its reverse came in).
+ */
 @inline function packetHash(p: usize): u64 {
   const l4 = p + ipv4HeaderLen(p);
+  if (ipv4Protocol(p) == IPPROTO_ICMP) {
+    const q = icmpQuoted(l4);
+    const ql4 = q + ipv4HeaderLen(q);
+    return tupleHash(ipv4Daddr(q), tcpDport(ql4), ipv4Saddr(q), tcpSport(ql4), ipv4Protocol(q));
+  }
   // TCP and UDP ports share offsets 0 and 2.
   return tupleHash(ipv4Saddr(p), tcpSport(l4), ipv4Daddr(p), tcpDport(l4), ipv4Protocol(p));
+}
+
+/**
+ * Translates an ICMP error about one of our connections, as ip_vs_in_icmp/ip_vs_out_icmp and
+ * ip_vs_nat_icmp: the outer address on our side, the quoted packet's address and port, the
+ * quoted IP and TCP/UDP checksums by difference, then the ICMP checksum over the message
+ * (the payload changed). Worked example, path MTU discovery: a router between director and
+ * client answers 202.103.106.5:80 -> 202.100.1.2:3456 (a reply we sent) with "fragmentation
+ * needed, MTU 1400" to 202.103.106.5. The quote's reverse is the connection's request tuple,
+ * so the error goes to the real server: outer destination 172.16.0.3, quote
+ * 172.16.0.3:8000 -> 202.100.1.2:3456, and its TCP stack lowers the path MTU.
+ */
+function translateIcmp(p: usize, h: u64, now: u32): u8 {
+  const m = p + ipv4HeaderLen(p);
+  const mlen = ipv4TotalLen(p) - ipv4HeaderLen(p);
+  const q = icmpQuoted(m);
+  const qhlen = ipv4HeaderLen(q);
+  const ql4 = q + qhlen;
+  const qproto = ipv4Protocol(q);
+  const qsaddr = ipv4Saddr(q);
+  const qdaddr = ipv4Daddr(q);
+  let entry = connLookup(h, qdaddr, tcpDport(ql4), qsaddr, tcpSport(ql4), qproto);
+  if (entry != 0 && timeDiff(load<u32>(connAddr((entry & INDEX_REF_MASK) - 1) + CONN_EXPIRES), now) <= 0) {
+    connRelease((entry & INDEX_REF_MASK) - 1, EVENT_CONN_EXPIRED, now);
+    entry = 0;
+  }
+  if (entry == 0) {
+    // About a packet from a VIP or to a real server: ours, but no connection. Else transit.
+    return isVip(qsaddr) || isDestAddr(qdaddr) ? drop(DROP_ICMP_NO_CONN) : pass(PASS_NO_MATCH);
+  }
+  const idx = (entry & INDEX_REF_MASK) - 1;
+  const c = connAddr(idx);
+  const d = destAddr(load<u16>(c + CONN_DEST));
+  const isTcp = qproto == IPPROTO_TCP;
+  // The quote holds at least the ports; the TCP checksum only if 18 bytes of TCP are quoted.
+  const quotedL4 = mlen - ICMP_HEADER_LEN - qhlen;
+  const hasCheck = isTcp ? quotedL4 >= TCP_CHECKSUM + 2 : true;
+  const vaddr = load<u32>(c + CONN_VADDR);
+  const raddr = load<u32>(c + CONN_DADDR);
+  const vport = load<u16>(c + CONN_VPORT);
+  const rport = load<u16>(c + CONN_DPORT);
+  const total = ipv4TotalLen(p);
+  if (entry & INDEX_DIR_BIT) {
+    // The quote is client -> real server, as we sent it: the error goes back to the client,
+    // from the VIP (IPVS rewrites the outer source even when a router sent the error).
+    rewrite(q, ql4, isTcp, false, true, raddr, vaddr, rport, vport, hasCheck);
+    const outerFrom = ipv4Saddr(p);
+    ipv4SetSaddr(p, vaddr);
+    ipv4SetChecksum(p, checksumReplace32(ipv4Checksum(p), outerFrom, vaddr));
+    add64(d + DEST_OUT_PKTS, 1); add64(d + DEST_OUT_BYTES, total);
+    count(COUNTER_FORWARD_OUT);
+    outFlags |= DESC_F_REPLY;
+  } else {
+    // The quote is VIP -> client, as we sent it: the error goes to the real server.
+    rewrite(q, ql4, isTcp, false, false, vaddr, raddr, vport, rport, hasCheck);
+    const outerFrom = ipv4Daddr(p);
+    ipv4SetDaddr(p, raddr);
+    ipv4SetChecksum(p, checksumReplace32(ipv4Checksum(p), outerFrom, raddr));
+    add64(d + DEST_IN_PKTS, 1); add64(d + DEST_IN_BYTES, total);
+    count(COUNTER_FORWARD_IN);
+  }
+  store<u16>(m + ICMP_CHECKSUM, 0);
+  store<u16>(m + ICMP_CHECKSUM, checksumCompute(m, mlen, 0));
+  outConn = idx + 1;
+  return VERDICT_FORWARD;
 }
 
 /** Looks up a validated packet's connection and rewrites it, or opens one, or refuses it. */
 function handle(p: usize, partial: bool, h: u64, now: u32): u8 {
   const proto = ipv4Protocol(p);
+  if (proto == IPPROTO_ICMP) return translateIcmp(p, h, now);
   const total = ipv4TotalLen(p);
   const l4 = p + ipv4HeaderLen(p);
   const isTcp = proto == IPPROTO_TCP;

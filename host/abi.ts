@@ -133,6 +133,7 @@ export const DROP_REASONS = [
   '', 'bad-slot', 'short-packet', 'bad-version', 'bad-ihl', 'truncated', 'bad-total-length',
   'bad-ip-checksum', 'fragment', 'tcp-truncated', 'bad-tcp-doff', 'udp-truncated',
   'bad-udp-length', 'no-service', 'no-conn', 'no-dest', 'table-full', 'tuple-clash', 'dest-gone',
+  'icmp-truncated', 'bad-icmp-checksum', 'icmp-no-conn',
 ] as const;
 export type DropReason = Exclude<(typeof DROP_REASONS)[number], ''>;
 
@@ -146,7 +147,8 @@ export const REASON_EXPORTS: Record<string, number> = {
   DROP_TRUNCATED: 5, DROP_BAD_TOTAL_LENGTH: 6, DROP_BAD_IP_CHECKSUM: 7, DROP_FRAGMENT: 8,
   DROP_TCP_TRUNCATED: 9, DROP_BAD_TCP_DOFF: 10, DROP_UDP_TRUNCATED: 11,
   DROP_BAD_UDP_LENGTH: 12, DROP_NO_SERVICE: 13, DROP_NO_CONN: 14, DROP_NO_DEST: 15,
-  DROP_TABLE_FULL: 16, DROP_TUPLE_CLASH: 17, DROP_DEST_GONE: 18, DROP_REASON_COUNT: 19,
+  DROP_TABLE_FULL: 16, DROP_TUPLE_CLASH: 17, DROP_DEST_GONE: 18,
+  DROP_ICMP_TRUNCATED: 19, DROP_BAD_ICMP_CHECKSUM: 20, DROP_ICMP_NO_CONN: 21, DROP_REASON_COUNT: 22,
   PASS_NOT_IPV4: 1, PASS_PROTOCOL: 2, PASS_NO_MATCH: 3,
 };
 

@@ -14,7 +14,7 @@ import {
 } from './support/dataplane.js';
 import {
   IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksumsValid, decode, ethernetFrame, fromHex, hex,
-  ipChecksum, ipv4Packet, tcpPacket, udpPacket,
+  ipChecksum, ipv4Packet, l4Checksum, tcpPacket, udpPacket,
 } from './support/packets.js';
 
 const T0 = 7_000_000;
@@ -47,6 +47,19 @@ function engine(options: { debug?: boolean; connCapacity?: number } = {}): Engin
 
 function syn(sport: number, dport = 80, dst = VIP): Uint8Array {
   return tcpPacket({ src: CLIENT, dst, sport, dport, flags: 'S', seq: 1 });
+}
+
+/** An ICMP error from `src` to `dst` quoting the IP header and `l4Bytes` of `pkt`, checksummed by the kit. */
+function icmpError(src: string, dst: string, type: number, pkt: Uint8Array, l4Bytes: number): Uint8Array {
+  const quoted = pkt.slice(0, 20 + l4Bytes);
+  const body = new Uint8Array(8 + quoted.length);
+  body[0] = type;
+  body.set(quoted, 8);
+  const out = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, payload: body });
+  const sum = l4Checksum(out);
+  out[22] = sum >> 8;
+  out[23] = sum & 0xff;
+  return out;
 }
 
 /** A copy with `edit` applied and the IPv4 header checksum recomputed (by the kit). */
@@ -156,6 +169,21 @@ const FIXTURES: Fixture[] = [
       e.delDest({ protocol: 'tcp', vaddr: VIP, vport: 80 }, { daddr: to.dst, dport: to.dport! });
     },
     input: tcpPacket({ src: CLIENT, dst: VIP, sport: 7, dport: 80, flags: 'A' }), verdict: 'drop', reason: 'dest-gone',
+  },
+  {
+    description: '33c. icmp-truncated: time exceeded quoting only 4 bytes after the IP header (no ports)',
+    input: icmpError('198.51.100.1', CLIENT, 11, tcpPacket({ src: CLIENT, dst: RS3, sport: 1, dport: 8000, flags: 'A' }), 4),
+    verdict: 'drop', reason: 'icmp-truncated',
+  },
+  {
+    description: '33d. bad-icmp-checksum: a quote byte flipped after the ICMP checksum was made',
+    input: edited(icmpError('198.51.100.1', CLIENT, 11, tcpPacket({ src: CLIENT, dst: RS3, sport: 1, dport: 8000, flags: 'A' }), 8), (b) => { b[20 + 8 + 25] ^= 1; }),
+    verdict: 'drop', reason: 'bad-icmp-checksum',
+  },
+  {
+    description: '33e. icmp-no-conn: unreachable about VIP:80 -> a client with no connection',
+    input: icmpError('198.51.100.1', VIP, 3, tcpPacket({ src: VIP, dst: '198.51.100.99', sport: 80, dport: 1111, flags: 'A' }), 8),
+    verdict: 'drop', reason: 'icmp-no-conn',
   },
   { description: '34. not-ipv4: an IPv6 packet', input: IPV6, verdict: 'pass', reason: 'not-ipv4' },
   { description: '35. not-ipv4: an IPv6 packet after an Ethernet header', input: ethernetFrame(IPV6), l3Offset: 14, verdict: 'pass', reason: 'not-ipv4' },

@@ -31,6 +31,7 @@ export const IPV4_CHECKSUM: u32 = 10;
 export const IPV4_SADDR: u32 = 12;
 export const IPV4_DADDR: u32 = 16;
 
+export const IPPROTO_ICMP: u8 = 1;
 export const IPPROTO_TCP: u8 = 6;
 export const IPPROTO_UDP: u8 = 17;
 
