@@ -17,7 +17,7 @@ import { sipHash13 } from './siphash';
 import { wheelStart } from './timer';
 
 export * from './layout';
-export { serviceSet, serviceSetPersistence, serviceClear, destSet, destRetire, destReset, destZeroStats } from './service';
+export { serviceSet, serviceConfigure, serviceClear, destSet, destRetire, destReset, destZeroStats } from './service';
 
 @inline function align64(x: usize): usize { return (x + 63) & ~(<usize>63); }
 @inline function nextPow2(x: u32): u32 { return x <= 1 ? 1 : <u32>1 << (32 - clz<u32>(x - 1)); }

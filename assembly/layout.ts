@@ -198,6 +198,7 @@ export const WHEEL_SIZE: u32 = 1 << WHEEL_BITS;
 //   | vaddr |vport|prot|flag|netmask|ptime  |
 //   +-------+-----+----+----+-------+-------+
 // netmask (wire order) and ptime (ms): persistence (-p, -M), used when flags has PERSISTENT.
+// Flags are set together by serviceConfigure.
 export const SVC_SIZE: u32 = 16;
 export const SVC_VADDR: u32 = 0;
 export const SVC_VPORT: u32 = 4;
@@ -207,6 +208,7 @@ export const SVC_NETMASK: u32 = 8;
 export const SVC_PTIMEOUT: u32 = 12;
 export const SVC_F_IN_USE: u8 = 1;
 export const SVC_F_PERSISTENT: u8 = 2;
+export const SVC_F_ONE_PACKET: u8 = 4; // -o: UDP, every datagram scheduled, no connection kept
 // Map entry: key a (vaddr), key b (1 << 24 | proto << 16 | vport for a service; 0 for the VIP
 // itself), value (service index, or the VIP's service count), 0 in `used` = empty.
 export const SVCMAP_ENTRY_SIZE: u32 = 16;

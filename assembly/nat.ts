@@ -29,7 +29,7 @@ import {
 import {
   CONN_CADDR, CONN_CPORT, CONN_DADDR, CONN_DEST, CONN_DPORT, CONN_EXPIRES, CONN_F_HASHED,
   CONN_F_INACTIVE, CONN_F_TEMPLATE, CONN_FLAGS, LINK_CONTROL, LINK_N_CONTROL, TEMPLATE_PROTO_BIT,
-  DEST_SERVICE, SVC_F_PERSISTENT, SVC_FLAGS, SVC_NETMASK, SVC_PTIMEOUT, SVC_VPORT, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
+  DEST_SERVICE, SVC_F_ONE_PACKET, SVC_F_PERSISTENT, SVC_FLAGS, SVC_NETMASK, SVC_PTIMEOUT, SVC_VPORT, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
   COUNTER_CONN_EXPIRED, COUNTER_CONN_NEW, COUNTER_CONN_REUSED, COUNTER_EVENTS_LOST,
   COUNTER_FORWARD_IN, COUNTER_FORWARD_OUT, CTRL_BUMP_NEXT,
   CTRL_EVENT_MASK, CTRL_EVENT_READ, CTRL_EVENT_WRITE, CTRL_FREE_HEAD, DESC_CONN,
@@ -359,7 +359,11 @@ function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, part
   count(COUNTER_CONN_NEW);
   outFlags |= DESC_F_NEW_CONN;
   emit(EVENT_CONN_NEW, idx, 0, load<u8>(c + CONN_STATE), now);
-  return forward(idx, false, p, l4, isTcp, partial, tflags, total, now);
+  const verdict = forward(idx, false, p, l4, isTcp, partial, tflags, total, now);
+  // One-packet scheduling (-o, UDP): the connection lives for this datagram only, as IPVS's
+  // IP_VS_CONN_F_ONE_PACKET. Replies then find none and pass untranslated, as in IPVS.
+  if (!isTcp && (load<u8>(s + SVC_FLAGS) & SVC_F_ONE_PACKET)) connRelease(idx, EVENT_CONN_EXPIRED, now);
+  return verdict;
 }
 
 /**

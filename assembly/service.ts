@@ -11,7 +11,7 @@
 import {
   DEST_ACTIVE, DEST_CONNS, DEST_DADDR, DEST_DPORT, DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_OVERLOAD, DEST_FLAGS,
   DEST_INACTIVE, DEST_LOWER, DEST_UPPER, DEST_SERVICE, DEST_SIZE, SVC_F_IN_USE,
-  SVC_F_PERSISTENT, SVC_FLAGS, SVC_NETMASK, SVC_PROTO, SVC_PTIMEOUT, SVC_SIZE, SVC_VADDR, SVC_VPORT, SVCMAP_ENTRY_SIZE, SVCMAP_KEY_A,
+  SVC_F_ONE_PACKET, SVC_F_PERSISTENT, SVC_FLAGS, SVC_NETMASK, SVC_PROTO, SVC_PTIMEOUT, SVC_SIZE, SVC_VADDR, SVC_VPORT, SVCMAP_ENTRY_SIZE, SVCMAP_KEY_A,
   SVCMAP_KEY_B, SVCMAP_USED, SVCMAP_VALUE,
 } from './layout';
 import { destBase, maxDests, maxServices, svcBase, svcMapBase, svcMapMask } from './regions';
@@ -79,15 +79,18 @@ export function serviceFind(proto: u8, vaddr: u32, vport: u16): i32 {
   return slot < 0 ? -1 : <i32>load<u32>(mapEntry(<u32>slot) + SVCMAP_VALUE);
 }
 
-/** Control: makes service `idx` persistent (timeout ms > 0, netmask in wire order) or not (0). */
-export function serviceSetPersistence(idx: u32, timeoutMs: u32, netmask: u32): i32 {
+/**
+ * Control: service `idx`'s options: `flags` of SVC_F_PERSISTENT and SVC_F_ONE_PACKET,
+ * persistence timeout in ms and netmask in wire order.
+ */
+export function serviceConfigure(idx: u32, flags: u8, timeoutMs: u32, netmask: u32): i32 {
   if (idx >= maxServices) return -2;
   const s = svcAddr(idx);
-  const flags = load<u8>(s + SVC_FLAGS);
-  if (!(flags & SVC_F_IN_USE)) return -2;
+  const old = load<u8>(s + SVC_FLAGS);
+  if (!(old & SVC_F_IN_USE)) return -2;
   store<u32>(s + SVC_NETMASK, netmask);
   store<u32>(s + SVC_PTIMEOUT, timeoutMs);
-  store<u8>(s + SVC_FLAGS, timeoutMs != 0 ? flags | SVC_F_PERSISTENT : flags & ~SVC_F_PERSISTENT);
+  store<u8>(s + SVC_FLAGS, SVC_F_IN_USE | (flags & (SVC_F_PERSISTENT | SVC_F_ONE_PACKET)));
   return 0;
 }
 

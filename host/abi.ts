@@ -69,6 +69,8 @@ export const ABI = {
   CONN_F_HASHED: 1,
   CONN_F_INACTIVE: 2,
   CONN_F_TEMPLATE: 8,
+  SVC_F_PERSISTENT: 2,
+  SVC_F_ONE_PACKET: 4,
   TEMPLATE_PROTO_BIT: 0x80,
   MAX_CONN_CAPACITY: 0xffffff,
 
@@ -172,7 +174,7 @@ export interface WasmExports {
   setTimeout(slot: number, ms: number): number;
   serviceSet(idx: number, proto: number, vaddr: number, vport: number): number;
   serviceClear(idx: number): number;
-  serviceSetPersistence(idx: number, timeoutMs: number, netmask: number): number;
+  serviceConfigure(idx: number, flags: number, timeoutMs: number, netmask: number): number;
   destSet(idx: number, service: number, daddr: number, dport: number, upper: number, lower: number): number;
   destRetire(idx: number): number;
   setSettings(bits: number): void;

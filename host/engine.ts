@@ -17,6 +17,7 @@ import {
 import { WasmvsError } from './errors.js';
 import { emitRules, parseRules, type DestSpec, type RuleSet, type ServiceSpec } from './rules.js';
 import { checkScheduler, createScheduler, type SchedDest, type Scheduler } from './schedulers/index.js';
+import { EST_INTERVAL_MS, Estimator, Totals, totalsDecreased, type ServiceStats, type StatsRecord, type StatsServiceRecord } from './stats.js';
 
 export interface Timeouts {
   /** ESTABLISHED, seconds (ipvsadm --set tcp). */
@@ -295,7 +296,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (svc.dests.length > 0) svc.scheduler.destsChanged(svc.dests, { kind: 'add', dest: svc.dests[0] });
     }
     svc.spec = s;
-    this.applyPersistence(svc);
+    this.applyServiceOptions(svc);
   }
 
   /** ipvsadm -D: the service goes; its connections live on until they expire. */
@@ -485,6 +486,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.checkSlot(start, this.slotCount);
     if (!Number.isInteger(count) || count < 0 || count > this.slotCount) throw new WasmvsError('WASMVS_RING_SLOT', `count ${count} must be 0..${this.slotCount}`);
     const t = this.clock(now);
+    if (now >= this.statsDue) this.statsTick(now);
     this.setEventMask();
     // Expire first: connections due by `now` must not block this batch's new ones.
     this.wasm.expire(t, this.expireBudget);
@@ -501,6 +503,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.bytes.set(packet, at);
     this.setSlot(scratch, packet.length, l3Offset);
     const t = this.clock(now);
+    if (now >= this.statsDue) this.statsTick(now);
     this.setEventMask();
     this.wasm.expire(t, this.expireBudget);
     this.wasm.processScratch(t);
@@ -523,6 +526,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   expire(now: number): void {
     const t = this.clock(now);
+    if (now >= this.statsDue) this.statsTick(now);
     this.setEventMask();
     while (this.wasm.expire(t, this.expireBudget) !== 0) this.drainEvents();
     this.drainEvents();
@@ -582,6 +586,140 @@ export class Engine extends EventEmitter<EngineEvents> {
     const indexSlots = this.view.getUint32(this.ctrl + ABI.CTRL_INDEX_SIZE, true);
     const connTable = this.connCapacity * (ABI.CONN_SIZE + ABI.LINK_SIZE) + indexSlots * 4;
     return { total: this.memory.buffer.byteLength, connTable, perConnection: connTable / this.connCapacity };
+  }
+
+  // ---- statistics (ipvsadm -L -n --stats / --rate, ipvsadm -Z) -----------------------------
+  // Totals live in the dest records, counted per packet by the data plane. A service's are the
+  // sum over the records of its real servers, deleted ones still alive included, plus what
+  // records since reused had counted for it (the kernel's service counters never lose a
+  // server's packets). Rates: an Estimator (host/stats.ts) per service and per record, all
+  // stepped on one 2-second grid of engine time (multiples of EST_INTERVAL_MS). The step runs
+  // at the start of process/processPacket/expire, before the call's packets count, so the
+  // step at T sees exactly the traffic before T however late the call that runs it.
+
+  private readonly statDests: (StatsRecord<DestState, ServiceState> | undefined)[] = [];
+  private readonly statServices: (StatsServiceRecord<ServiceState> | undefined)[] = [];
+  private readonly statScratch = new Totals();
+  /** Engine time of the next estimation step, shared by every estimator. */
+  private statsDue = EST_INTERVAL_MS;
+
+  /**
+   * Totals and rates per service and per real server (ipvsadm -L -n --stats and --rate), in
+   * service table order, each with its current real servers (newest first, as listServices).
+   * Totals are live; rates are as of the last 2-second step (run by process or expire).
+   */
+  statistics(): ServiceStats[] {
+    this.statsSync();
+    this.statsSum();
+    const out: ServiceStats[] = [];
+    for (const e of this.statServices) {
+      if (!e) continue;
+      const s = e.service;
+      out.push({
+        protocol: s.spec.protocol, vaddr: s.spec.vaddr, vport: s.spec.vport, ...e.sum, ...e.est.rates(),
+        dests: s.dests.map((d) => {
+          const r = this.statDests[d.index] as StatsRecord<DestState, ServiceState>;
+          return { daddr: formatIPv4(d.daddr), dport: d.dport, ...r.seen, ...r.est.rates() };
+        }),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * ipvsadm -Z: totals and rates to zero, of one service and its real servers (deleted ones
+   * still counting for it included), or of every service.
+   */
+  zeroStats(key?: ServiceKey): void {
+    const only = key === undefined ? undefined : this.findService(key);
+    this.statsSync();
+    for (const r of this.statDests) {
+      if (!r || !r.service || (only ? r.service !== only : !this.statServiceOf(r.service))) continue;
+      this.wasm.destZeroStats(r.dest.index);
+      r.seen.clear();
+      r.base.clear();
+      r.est.zero(r.seen);
+    }
+    for (const e of this.statServices) {
+      if (!e || (only && e.service !== only)) continue;
+      e.carry.clear();
+      e.sum.clear();
+      e.est.zero(e.sum);
+    }
+  }
+
+  /** The estimation steps due by `now`; called when now >= statsDue, before packets count. */
+  private statsTick(now: number): void {
+    const t = Math.floor(now);
+    this.statsSync();
+    this.statsSum();
+    for (const r of this.statDests) if (r) r.est.update(t, r.seen);
+    for (const e of this.statServices) if (e) e.est.update(t, e.sum);
+    this.statsDue += (Math.floor((t - this.statsDue) / EST_INTERVAL_MS) + 1) * EST_INTERVAL_MS;
+  }
+
+  /** Brings the bookkeeping up to date with the service and dest tables; reads every record. */
+  private statsSync(): void {
+    for (let i = 0; i < Math.max(this.servicesByIndex.length, this.statServices.length); i++) {
+      const s = this.servicesByIndex[i];
+      if (this.statServices[i] && this.statServices[i]?.service !== s) this.statServices[i] = undefined;
+      if (s && !this.statServices[i]) this.statServices[i] = { service: s, est: new Estimator(this.statsDue), carry: new Totals(), sum: new Totals() };
+    }
+    for (let i = 0; i < Math.max(this.destsByIndex.length, this.statDests.length); i++) {
+      const d = this.destsByIndex[i];
+      let r = this.statDests[i];
+      if (r && r.dest !== d) {
+        // Another dest holds the record: the same server re-added to its service (counters
+        // kept, as IPVS revives a dest from its trash), or a reuse for another server, which
+        // destReset zeroed; its service keeps what the old one counted.
+        const revived = d !== undefined && d.serviceId === r.dest.serviceId && d.daddr === r.dest.daddr
+          && d.dport === r.dest.dport && !totalsDecreased(this.statsRead(i, this.statScratch), r.seen);
+        if (revived) {
+          r.dest = d;
+        } else {
+          const e = r.service && this.statServiceOf(r.service);
+          if (e) e.carry.addDifference(r.seen, r.base);
+          r = this.statDests[i] = undefined;
+        }
+      }
+      if (!d) continue;
+      if (!r) {
+        r = { dest: d, service: d.service ?? this.services.get(d.serviceId), est: new Estimator(this.statsDue), seen: new Totals(), base: new Totals() };
+        this.statDests[i] = r;
+      } else if (d.service && d.service !== r.service) {
+        // Revived into a re-created service: only what it counts from now on is that one's.
+        r.service = d.service;
+        r.base.set(r.seen);
+      }
+      this.statsRead(i, r.seen);
+    }
+  }
+
+  /** Every live service's totals: what it carries plus its records' counts since joining it. */
+  private statsSum(): void {
+    for (const e of this.statServices) if (e) e.sum.set(e.carry);
+    for (const r of this.statDests) {
+      if (!r || !r.service) continue;
+      const e = this.statServiceOf(r.service);
+      if (e) e.sum.addDifference(r.seen, r.base);
+    }
+  }
+
+  private statServiceOf(s: ServiceState): StatsServiceRecord<ServiceState> | undefined {
+    const e = this.statServices[s.index];
+    return e && e.service === s ? e : undefined;
+  }
+
+  /** Dest record `index`'s counters (u64, read as two halves: no BigInt per read). */
+  private statsRead(index: number, into: Totals): Totals {
+    const at = this.destBase + index * ABI.DEST_SIZE;
+    const u64 = (off: number) => this.view.getUint32(at + off + 4, true) * 2 ** 32 + this.view.getUint32(at + off, true);
+    into.conns = u64(ABI.DEST_CONNS);
+    into.inPkts = u64(ABI.DEST_IN_PKTS);
+    into.outPkts = u64(ABI.DEST_OUT_PKTS);
+    into.inBytes = u64(ABI.DEST_IN_BYTES);
+    into.outBytes = u64(ABI.DEST_OUT_BYTES);
+    return into;
   }
 
   // ---- internals ---------------------------------------------------------------------------
@@ -691,7 +829,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     checkScheduler(scheduler);
     if (spec.persistence !== undefined) checkInt(spec.persistence, 1, MAX_TIMEOUT_S, 'persistence timeout', 'WASMVS_BAD_PERSISTENCE');
     if (vport === 0 && spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_PORT', 'Zero port specified for non-persistent service');
-    if (spec.onePacket) throw new WasmvsError('WASMVS_UNSUPPORTED', '-o (one-packet scheduling) is not supported yet');
+    if (spec.onePacket && protocol !== 'udp') throw new WasmvsError('WASMVS_BAD_OPTION', 'One-Packet Scheduling is only for UDP virtual services');
     const out: ServiceSpec = { protocol, vaddr, vport, scheduler };
     if (spec.persistence !== undefined) out.persistence = spec.persistence;
     if (spec.netmask !== undefined) {
@@ -702,6 +840,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (mask !== 0xffffffff) out.netmask = formatIPv4(mask);
     }
     if (spec.schedFlags !== undefined && spec.schedFlags.length > 0) out.schedFlags = [...spec.schedFlags];
+    if (spec.onePacket) out.onePacket = true;
     return out;
   }
 
@@ -739,14 +878,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     const svc: ServiceState = { index, spec: s, scheduler: createScheduler(s.scheduler, s.schedFlags ?? []), dests: [] };
     this.services.set(serviceId(s.protocol, vaddr, s.vport), svc);
     this.servicesByIndex[index] = svc;
-    this.applyPersistence(svc);
+    this.applyServiceOptions(svc);
   }
 
-  /** -p/-M to the data plane: templates keyed by the client address under the netmask. */
-  private applyPersistence(svc: ServiceState): void {
-    const { persistence, netmask } = svc.spec;
+  /** -p/-M/-o to the data plane: templates keyed by the client address under the netmask. */
+  private applyServiceOptions(svc: ServiceState): void {
+    const { persistence, netmask, onePacket } = svc.spec;
     const mask = netmask === undefined ? 0xffffffff : parseIPv4(netmask);
-    this.wasm.serviceSetPersistence(svc.index, persistence === undefined ? 0 : persistence * 1000, wire32(mask));
+    const flags = (persistence !== undefined ? ABI.SVC_F_PERSISTENT : 0) | (onePacket ? ABI.SVC_F_ONE_PACKET : 0);
+    this.wasm.serviceConfigure(svc.index, flags, persistence === undefined ? 0 : persistence * 1000, wire32(mask));
   }
 
   /** Dest slots free now or reclaimable (deleted, no connections left). */

@@ -47,7 +47,7 @@ const FUNCTIONS: Record<keyof WasmExports, number> = {
   setTimeout: 2,
   serviceSet: 4,
   serviceClear: 1,
-  serviceSetPersistence: 3,
+  serviceConfigure: 4,
   destSet: 6,
   destRetire: 1,
   setSettings: 1,

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Engine, type ServiceKey } from '../host/engine.js';
 import { RS2, RS3, SMALL, VIP } from './support/dataplane.js';
-import { decode, tcpPacket } from './support/packets.js';
+import { decode, tcpPacket, udpPacket } from './support/packets.js';
 
 const T0 = 9_000_000;
 const HTTP: ServiceKey = { protocol: 'tcp', vaddr: VIP, vport: 80 };
@@ -131,6 +131,26 @@ test('a full table refuses a persistent connection that needs a template record 
   assert.is(open(e, '198.51.100.8', 1, T0), 'drop:table-full', 'needs 2, 1 left');
   assert.is(open(e, '198.51.100.7', 2, T0), A, 'its template exists: one record is enough');
   assert.is(open(e, '198.51.100.7', 3, T0), 'drop:table-full');
+});
+
+test('-o (one-packet scheduling, UDP): every datagram is scheduled and no connection is kept', () => {
+  const e = new Engine(SMALL);
+  const DNS: ServiceKey = { protocol: 'udp', vaddr: VIP, vport: 53 };
+  e.addService({ ...DNS, scheduler: 'rr', onePacket: true });
+  e.addDest(DNS, { daddr: RS2, dport: 53, weight: 1 });
+  e.addDest(DNS, { daddr: RS3, dport: 53, weight: 1 });
+  const sent = [1, 2, 3].map(() => {
+    const r = e.processPacket(udpPacket({ src: '198.51.100.7', dst: VIP, sport: 5000, dport: 53, payload: 'q' }), T0);
+    assert.is(r.verdict, 'forward');
+    assert.is(r.newConnection, true);
+    return decode(r.packet).dst;
+  });
+  assert.equal(sent, [RS3, RS2, RS3], 'the same client tuple, scheduled per datagram');
+  assert.is(e.connections(T0).length, 0);
+  const c = e.counters();
+  assert.is(c.connsCreated, 3);
+  assert.is(c.connsExpired, 3);
+  assert.match(e.save(), /-A -u 202\.103\.106\.5:53 -s rr -o\n/);
 });
 
 test.run();
