@@ -5,12 +5,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { WasmvsError } from './errors.js';
 import { formatConnections, formatSummary, replay } from './replay.js';
+import { formatStatsTable } from './stats.js';
 import type { Timeouts } from './engine.js';
 
 const USAGE = `Usage: wasmvs <command> [options]
 
 Commands:
-  replay --rules FILE IN.pcap OUT.pcap [--connections] [--json] [--set TCP,TCPFIN,UDP]
+  replay --rules FILE IN.pcap OUT.pcap [--connections] [--stats] [--rate] [--exact]
+         [--json] [--set TCP,TCPFIN,UDP]
       Feeds every packet of IN.pcap, in file order and with its timestamp as the clock,
       through the engine configured by FILE (ipvsadm-save syntax). Forwarded (rewritten)
       and passed packets go to OUT.pcap in the input's link type; dropped and refused
@@ -19,7 +21,13 @@ Commands:
         --rules FILE      rules, one per line: -A -t|-u VIP:port -s SCHED [-p SECONDS]
                           and -a -t|-u VIP:port -r RIP:port -m [-w WEIGHT]
         --connections     also print the final connection table (ipvsadm -L -n -c)
-        --json            print the summary (and table) as one JSON object on stdout
+        --stats           also print totals per service and real server (ipvsadm -L -n
+                          --stats: Conns, InPkts, OutPkts, InBytes, OutBytes)
+        --rate            also print rates as IPVS's estimator gives them at the last
+                          packet (ipvsadm -L -n --rate: CPS, InPPS, OutPPS, InBPS, OutBPS)
+        --exact           with --stats/--rate, every digit (no K, M, G, T)
+        --json            print the summary (and tables) as one JSON object on stdout;
+                          --stats or --rate add "statistics" (totals and rates)
         --set T,F,U       timeouts in seconds as ipvsadm --set tcp tcpfin udp (0 = keep)
 
 Options:
@@ -66,6 +74,9 @@ function runReplay(argv: string[]): void {
     options: {
       rules: { type: 'string' },
       connections: { type: 'boolean', default: false },
+      stats: { type: 'boolean', default: false },
+      rate: { type: 'boolean', default: false },
+      exact: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       set: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -92,11 +103,17 @@ function runReplay(argv: string[]): void {
     throw new WasmvsError('WASMVS_FILE', `cannot write ${outPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (values.json) {
-    const out = values.connections ? { ...result.summary, connectionTable: result.connections } : result.summary;
+    const out = {
+      ...result.summary,
+      ...(values.stats || values.rate ? { statistics: result.statistics } : {}),
+      ...(values.connections ? { connectionTable: result.connections } : {}),
+    };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return;
   }
   process.stdout.write(formatSummary(result.summary));
+  if (values.stats) process.stdout.write(formatStatsTable(result.statistics, 'stats', values.exact));
+  if (values.rate) process.stdout.write(formatStatsTable(result.statistics, 'rate', values.exact));
   if (values.connections) process.stdout.write(formatConnections(result.connections));
 }
 

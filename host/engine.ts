@@ -917,6 +917,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (reclaim < 0 && old.activeConns + old.inactConns === 0) reclaim = i;
     }
     if (reclaim >= 0) {
+      this.statsSync(); // a retired record's counts reach its service before the record goes
       this.wasm.destReset(reclaim);
       this.destsByIndex[reclaim] = undefined;
       return reclaim;

@@ -4,6 +4,8 @@ export type {
   ConnEvent, ConnInfo, ConnTuple, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, PacketResult,
   ServiceInfo, ServiceKey, Timeouts, Verdict,
 } from './engine.js';
+export { EST_INTERVAL_MS, Estimator, formatLargeNum, formatStatsTable } from './stats.js';
+export type { DestStats, ServiceStats, Stats, StatsRates, StatsTotals } from './stats.js';
 export { parseRules, emitRules } from './rules.js';
 export type { DestSpec, RuleSet, ServiceRule, ServiceSpec } from './rules.js';
 export { registerScheduler, schedulerNames } from './schedulers/index.js';

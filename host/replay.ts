@@ -7,6 +7,7 @@
 import type { DropReason, PassReason } from './abi.js';
 import { Engine, type ConnInfo, type EngineOptions, type Timeouts } from './engine.js';
 import { ipv4Offset, PcapWriter, readPcap, recordTimeMs, type PcapRecord } from './pcap.js';
+import type { ServiceStats } from './stats.js';
 
 export interface ReplayOptions {
   /** Rules in ipvsadm-save syntax. */
@@ -45,6 +46,12 @@ export interface ReplayResult {
   summary: ReplaySummary;
   /** The connection table after the last packet. */
   connections: ConnInfo[];
+  /**
+   * Totals and rates per service and real server after the last packet (engine.statistics()):
+   * the capture's timestamps drive the estimator, so the rates are those of its last
+   * 2-second steps, the same on every run.
+   */
+  statistics: ServiceStats[];
   /** Engine time of the last packet, ms. */
   endTime: number;
 }
@@ -140,6 +147,7 @@ export function replay(options: ReplayOptions): ReplayResult {
       realServers,
     },
     connections: engine.connections(now),
+    statistics: engine.statistics(),
     endTime: now,
   };
 }

@@ -162,12 +162,14 @@ test('bad addresses, ports and protocols are refused by name', () => {
   rejected(e, () => e.addDest(sctp, { daddr: RS1, dport: 80, weight: 1 }), 'WASMVS_BAD_PROTOCOL', /sctp/);
 });
 
-test('an unknown scheduler is WASMVS_UNKNOWN_SCHEDULER; a rule without -s means wlc, not registered yet', () => {
+test('an unknown scheduler is WASMVS_UNKNOWN_SCHEDULER; a rule without -s means wlc, as ipvsadm', () => {
   const e = engine();
   rejected(e, () => e.addService({ protocol: 'tcp', vaddr: VIP, vport: 443, scheduler: 'nosuch' }), 'WASMVS_UNKNOWN_SCHEDULER', /"nosuch" not found/);
-  const noScheduler = { protocol: 'tcp', vaddr: VIP, vport: 443 } as ServiceSpec;
-  rejected(e, () => e.addService(noScheduler), 'WASMVS_UNKNOWN_SCHEDULER', /"wlc" not found/);
-  rejected(e, () => e.restore('-A -t 202.103.106.5:443\n-a -t 202.103.106.5:443 -r 172.16.0.2:443 -m\n'), 'WASMVS_UNKNOWN_SCHEDULER', /"wlc"/);
+  e.restore('-A -t 202.103.106.5:443\n-a -t 202.103.106.5:443 -r 172.16.0.2:443 -m\n');
+  assert.match(e.save(), /-A -t 202\.103\.106\.5:443 -s wlc\n/);
+  const noScheduler = { protocol: 'tcp', vaddr: VIP, vport: 444 } as ServiceSpec;
+  e.addService(noScheduler);
+  assert.is(e.listServices().find((s) => s.vport === 444)?.scheduler, 'wlc');
 });
 
 test('port 0 needs persistence; persistence must be 1..2073600 seconds', () => {
@@ -182,11 +184,10 @@ test('port 0 needs persistence; persistence must be 1..2073600 seconds', () => {
   assert.match(e.save(), /-A -t 202\.103\.106\.5:0 -s rr -p 2073600\n-A -t 202\.103\.106\.5:443 -s rr -p 1\n$/);
 });
 
-test('-o is WASMVS_UNSUPPORTED, from the API and from a rules file; -M needs -p and a contiguous mask', () => {
+test('-o is for UDP only; -M needs -p and a contiguous mask', () => {
   const e = engine();
   const base: ServiceSpec = { protocol: 'udp', vaddr: VIP, vport: 53, scheduler: 'rr', persistence: 60 };
-  rejected(e, () => e.addService({ ...base, onePacket: true }), 'WASMVS_UNSUPPORTED', /-o/);
-  rejected(e, () => e.restore('-A -u 202.103.106.5:53 -s rr -o\n'), 'WASMVS_UNSUPPORTED', /-o/);
+  rejected(e, () => e.addService({ ...base, protocol: 'tcp', onePacket: true }), 'WASMVS_BAD_OPTION', /only for UDP/);
   rejected(e, () => e.addService({ ...base, persistence: undefined, netmask: '255.255.255.0' }), 'WASMVS_BAD_OPTION', /needs -p/);
   rejected(e, () => e.addService({ ...base, netmask: '255.0.255.0' }), 'WASMVS_BAD_ADDRESS', /not contiguous/);
   e.addService({ ...base, netmask: '255.255.255.0' });

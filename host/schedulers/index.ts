@@ -1,15 +1,44 @@
-// The scheduler registry: names as ipvsadm's -s takes them. The full IPVS set arrives with
-// the scheduler issue; each is one small module registered here.
+// The scheduler registry: names as ipvsadm's -s takes them, each one small module shaped like
+// an IPVS scheduler (ip_vs_<name>.c). wlc is the default when a rule has no -s, as ipvsadm.
 import { WasmvsError } from '../errors.js';
+import { checkSchedFlags } from './common.js';
+import { createDestinationHashing } from './dh.js';
+import { createFailOver } from './fo.js';
+import { createLocalityLeastConnection } from './lblc.js';
+import { createLocalityLeastConnectionReplication } from './lblcr.js';
+import { createLeastConnection } from './lc.js';
+import { createMaglevHashing } from './mh.js';
+import { createNeverQueue } from './nq.js';
+import { createOverflow } from './ovf.js';
 import { createRoundRobin } from './rr.js';
+import { createShortestExpectedDelay } from './sed.js';
+import { createSourceHashing } from './sh.js';
+import { createTwoChoices } from './twos.js';
 import type { Scheduler, SchedulerFactory } from './types.js';
+import { createWeightedLeastConnection } from './wlc.js';
 import { createWeightedRoundRobin } from './wrr.js';
 
 export type { SchedDest, SchedPacket, Scheduler, SchedulerFactory } from './types.js';
+export { checkSchedFlags } from './common.js';
+
+/** The scheduler a service gets without -s (ipvsadm's DEF_SCHED). */
+export const DEFAULT_SCHEDULER = 'wlc';
 
 const registry = new Map<string, SchedulerFactory>([
   ['rr', createRoundRobin],
   ['wrr', createWeightedRoundRobin],
+  ['lc', createLeastConnection],
+  ['wlc', createWeightedLeastConnection],
+  ['sed', createShortestExpectedDelay],
+  ['nq', createNeverQueue],
+  ['lblc', (flags) => createLocalityLeastConnection(flags)],
+  ['lblcr', (flags) => createLocalityLeastConnectionReplication(flags)],
+  ['dh', createDestinationHashing],
+  ['sh', createSourceHashing],
+  ['mh', createMaglevHashing],
+  ['fo', createFailOver],
+  ['ovf', createOverflow],
+  ['twos', (flags) => createTwoChoices(flags)],
 ]);
 
 /** Adds (or replaces) a scheduler under `name`, for embedders with their own policy. */
@@ -24,13 +53,15 @@ export function schedulerNames(): string[] {
   return [...registry.keys()].sort();
 }
 
-export function checkScheduler(name: string): void {
+/** Throws unless `name` is registered and, if given, `flags` are -b flags ipvsadm allows with it. */
+export function checkScheduler(name: string, flags?: readonly string[]): void {
   if (!registry.has(name)) {
     throw new WasmvsError('WASMVS_UNKNOWN_SCHEDULER', `scheduler "${name}" not found (available: ${schedulerNames().join(', ')})`);
   }
+  if (flags !== undefined) checkSchedFlags(name, flags);
 }
 
 export function createScheduler(name: string, flags: readonly string[] = []): Scheduler {
-  checkScheduler(name);
+  checkScheduler(name, flags);
   return registry.get(name)!(flags);
 }

@@ -17,6 +17,12 @@ export interface SchedDest {
   readonly inactConns: number;
   /** Over its upper connection threshold (thresholds arrive with the scheduler issue). */
   readonly overloaded: boolean;
+  /**
+   * The latest non-zero weight (the weight given when added, even 0), as ip_vs_ctl.c keeps
+   * dest->last_weight. mh builds its table from it, so quiescing a dest (weight 0) does not
+   * reshuffle the table. Optional: without it, mh tracks it from the change events itself.
+   */
+  readonly lastWeight?: number;
 }
 
 /** The new connection's tuple, big-endian reading. */
@@ -25,6 +31,12 @@ export interface SchedPacket {
   readonly sport: number;
   readonly daddr: number;
   readonly dport: number;
+  /**
+   * Engine time of the packet, milliseconds (the `now` given to process()). Schedulers read no
+   * clock; the ones with timed state (lblc, lblcr: their cache entries expire as the kernel's
+   * do, on a 60 s timer) take time from here. Without it they keep the last time they saw.
+   */
+  readonly now?: number;
 }
 
 export interface Scheduler {
@@ -37,5 +49,8 @@ export interface Scheduler {
   schedule(packet: SchedPacket): SchedDest | undefined;
 }
 
-/** Creates a scheduler for one service, given its -b flags. */
+/**
+ * Creates a scheduler for one service, given its -b flags (ipvsadm's names: flag-1..3,
+ * sh-fallback, sh-port, mh-fallback, mh-port; index.ts checks them before any factory runs).
+ */
 export type SchedulerFactory = (flags: readonly string[]) => Scheduler;
