@@ -16,7 +16,7 @@ import {
 } from './addr.js';
 import { WasmvsError } from './errors.js';
 import { emitRules, parseRules, type DestSpec, type RuleSet, type ServiceSpec } from './rules.js';
-import { checkScheduler, createScheduler, type SchedDest, type Scheduler } from './schedulers/index.js';
+import { checkScheduler, createScheduler, DEFAULT_SCHEDULER, type SchedDest, type Scheduler } from './schedulers/index.js';
 import { EST_INTERVAL_MS, Estimator, Totals, totalsDecreased, type ServiceStats, type StatsRecord, type StatsServiceRecord } from './stats.js';
 
 export interface Timeouts {
@@ -169,6 +169,8 @@ const PROBE_PAGES = 4;
 
 interface DestState extends SchedDest {
   weight: number;
+  /** As ip_vs_ctl.c dest->last_weight: the weight when added, then the last non-zero one. */
+  lastWeight: number;
   service: ServiceState | undefined; // undefined once deleted (kept while it has connections)
   /** serviceId of the service it was added to: a deleted dest is revived only there. */
   serviceId: string;
@@ -291,8 +293,11 @@ export class Engine extends EventEmitter<EngineEvents> {
   editService(spec: ServiceSpec): void {
     const s = this.checkServiceSpec(spec);
     const svc = this.findService(s);
-    if (s.scheduler !== svc.spec.scheduler) {
-      svc.scheduler = createScheduler(s.scheduler, s.schedFlags ?? []);
+    // A new scheduler, or new -b flags (sh and mh read them when built; their tables depend
+    // only on the servers, so rebuilding is exact), starts from the current servers. The
+    // same scheduler with the same flags keeps its state (lblc's cache, rr's position).
+    if (s.scheduler !== svc.spec.scheduler || (s.schedFlags ?? []).join(',') !== (svc.spec.schedFlags ?? []).join(',')) {
+      svc.scheduler = createScheduler(s.scheduler, s.schedFlags ?? [], { now: this.lastFullNow ?? this.lastNow });
       if (svc.dests.length > 0) svc.scheduler.destsChanged(svc.dests, { kind: 'add', dest: svc.dests[0] });
     }
     svc.spec = s;
@@ -332,6 +337,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const state = this.findDest(svc, d);
     if (!state) throw new WasmvsError('WASMVS_NO_DEST', `No such destination: ${d.daddr}:${d.dport}`);
     state.weight = d.weight;
+    if (d.weight > 0) state.lastWeight = d.weight;
     state.spec = d;
     this.wasm.destSet(state.index, svc.index, wire32(state.daddr), wire16(state.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
     svc.scheduler.destsChanged(svc.dests, { kind: 'edit', dest: state });
@@ -753,6 +759,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!svc) return -1;
     const dest = svc.scheduler.schedule({
       saddr: wire32(saddr >>> 0), sport: wire16(sport), daddr: wire32(daddr >>> 0), dport: wire16(dport),
+      now: this.lastFullNow ?? this.lastNow,
     });
     return dest ? dest.index : -1;
   }
@@ -825,8 +832,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     const protocol = parseProtocol(spec.protocol);
     const vaddr = formatIPv4(parseIPv4(spec.vaddr));
     const vport = checkPort(spec.vport, 'virtual port');
-    const scheduler = spec.scheduler ?? 'wlc';
-    checkScheduler(scheduler);
+    const scheduler = spec.scheduler ?? DEFAULT_SCHEDULER;
+    // Before anything reaches the data plane: the name, and the -b flags it understands.
+    checkScheduler(scheduler, spec.schedFlags ?? []);
     if (spec.persistence !== undefined) checkInt(spec.persistence, 1, MAX_TIMEOUT_S, 'persistence timeout', 'WASMVS_BAD_PERSISTENCE');
     if (vport === 0 && spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_PORT', 'Zero port specified for non-persistent service');
     if (spec.onePacket && protocol !== 'udp') throw new WasmvsError('WASMVS_BAD_OPTION', 'One-Packet Scheduling is only for UDP virtual services');
@@ -875,7 +883,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     const vaddr = parseIPv4(s.vaddr);
     const rc = this.wasm.serviceSet(index, protocolNumber(s.protocol), wire32(vaddr), wire16(s.vport));
     if (rc !== 0) throw new WasmvsError('WASMVS_ABI_MISMATCH', `data plane refused service ${index} (${rc})`);
-    const svc: ServiceState = { index, spec: s, scheduler: createScheduler(s.scheduler, s.schedFlags ?? []), dests: [] };
+    const scheduler = createScheduler(s.scheduler, s.schedFlags ?? [], { now: this.lastFullNow ?? this.lastNow });
+    const svc: ServiceState = { index, spec: s, scheduler, dests: [] };
     this.services.set(serviceId(s.protocol, vaddr, s.vport), svc);
     this.servicesByIndex[index] = svc;
     this.applyServiceOptions(svc);
@@ -936,6 +945,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       daddr,
       dport: d.dport,
       weight: d.weight,
+      lastWeight: d.weight,
       service: svc,
       serviceId: serviceId(svc.spec.protocol, parseIPv4(svc.spec.vaddr), svc.spec.vport),
       spec: d,

@@ -351,20 +351,35 @@ function registerFirst(): void {
  */
 export function newConnectionsRun(syns: Pool, count: number, capacity: number, batch: number, variant: SchedVariant): Timing {
   if (variant === 'first') registerFirst();
+  return newConnections(syns, count, capacity, batch, variant === 'first' ? 'benchfirst' : 'wrr', variant === 'stub');
+}
+
+/**
+ * As newConnectionsRun, through the named scheduler (`-s NAME` on the seed's service, no
+ * -b flags): the new connections/s of each scheduler. For the ones that keep connection
+ * counts (lc, wlc ...) the counts grow as the table fills, as they would in service; lblc and
+ * lblcr hold one entry (the VIP); dh maps every flow to one server (the VIP's bucket).
+ */
+export function newConnectionsScheduler(syns: Pool, count: number, capacity: number, batch: number, scheduler: string): Timing {
+  return newConnections(syns, count, capacity, batch, scheduler, false);
+}
+
+function newConnections(syns: Pool, count: number, capacity: number, batch: number, scheduler: string, stub: boolean): Timing {
   const engine = new Engine({ connCapacity: capacity });
-  engine.restore(seedRules(variant === 'first' ? 'benchfirst' : 'wrr'));
+  engine.restore(seedRules(scheduler));
   let stubCalls = 0;
-  if (variant === 'stub') {
+  if (stub) {
     // Measurement only: the instance's import closure calls this.schedule, so an own property
     // shadows the private method. Dest record 0 is 172.16.0.2:80 in a fresh engine.
     (engine as unknown as { schedule: () => number }).schedule = () => { stubCalls++; return 0; };
   }
   const ring = new Ring(engine, syns);
   const t = runBatches(ring, syns, 0, count, batch);
-  expectAllForwarded(engine, t, `${count} new connections (${variant})`);
-  if (variant === 'stub' && stubCalls !== count) throw new Error(`the stub scheduler ran ${stubCalls} times for ${count} SYNs: Engine no longer calls this.schedule, update the stub`);
+  const what = stub ? 'stub' : scheduler;
+  expectAllForwarded(engine, t, `${count} new connections (${what})`);
+  if (stub && stubCalls !== count) throw new Error(`the stub scheduler ran ${stubCalls} times for ${count} SYNs: Engine no longer calls this.schedule, update the stub`);
   const c = engine.counters();
-  if (c.connsCreated !== count || c.liveConns !== count) throw new Error(`${count} SYNs made ${c.connsCreated} connections, ${c.liveConns} live`);
+  if (c.connsCreated !== count || c.liveConns !== count) throw new Error(`${count} SYNs made ${c.connsCreated} connections, ${c.liveConns} live (${what})`);
   return t;
 }
 

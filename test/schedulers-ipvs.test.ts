@@ -36,6 +36,7 @@ import { createShortestExpectedDelay } from '../host/schedulers/sed.js';
 import { createSourceHashing } from '../host/schedulers/sh.js';
 import { createTwoChoices } from '../host/schedulers/twos.js';
 import { createWeightedLeastConnection } from '../host/schedulers/wlc.js';
+import { newConnectionsScheduler, sequentialPool } from '../scripts/bench-lib.js';
 import { decode, tcpPacket } from './support/packets.js';
 
 // ---- the fake service ------------------------------------------------------------------------
@@ -608,7 +609,7 @@ test('mh: a client goes to entry h1(saddr) % 4093, whatever its port; mh-port ad
 test('mh: balance: equal weights split the table within one entry; weights by turns', () => {
   // Seven dests of weight 1: each round every dest claims one entry, so 4093 / 7 = 584.7
   // gives 585 to the first five in list order (4093 = 7 * 584 + 5) and 584 to the others.
-  // (The paper's bound for this case is about 1%; the kernel's round-robin claiming is exact.)
+  // (Turn-taking makes the split exact, well inside the paper's bound for M >> N.)
   const s = new Svc(createMaglevHashing());
   for (const n of 'ABCDEFG') s.add(n, 1);
   assert.is(s.order(), 'GFEDCBA');
@@ -718,7 +719,7 @@ test('lblc: the worked example: V sticks to its dest until lblc calls it overloa
   // [B(2), A(1)]. First connection to V: wlc keeps B (0*1 > 0*2 fails): V -> B.
   const s = new Svc(createLocalityLeastConnection([], { start: 0 })).add('A', 1).add('B', 2);
   assert.is(s.pick({ daddr: V, now: 1000 }), 'B');
-  // B keeps V while its active count is within its weight, however loaded A is not.
+  // B keeps V while its active count is within its weight, though A is idle.
   s.set('B', { active: 2 });
   assert.is(s.pick({ daddr: V, now: 2000 }), 'B');
   // B at 3 active (> 2) and A under half its weight (0 * 2 < 1): wlc again: B 768*1 > 0*2,
@@ -766,8 +767,9 @@ test('lblc: entries unused for 24 h go at the full check, every 30th minute', ()
   s.set('B', { active: 1 });
   assert.is(s.pick({ daddr: V, now: 1000 }), 'A');
   s.set('B', { active: 0 }).set('A', { active: 1 });
-  // At 24 h exactly (the 48th full check): 86 400 000 < 1000 + 86 400 000: kept, so still A.
-  assert.is(s.pick({ daddr: ip('192.0.2.1'), now: 24 * HOUR }), 'B'); // a second entry
+  // At 24 h exactly (the 48th full check) V is kept: 86 400 000 < 1000 + 86 400 000. A
+  // second address gets an entry then, on B (A has the active connection now).
+  assert.is(s.pick({ daddr: ip('192.0.2.1'), now: 24 * HOUR }), 'B');
   assert.is(lb.table.size, 2);
   assert.ok(lb.table.get(V) !== undefined);
   // V unused since 1 s; the next full check, at 24.5 h, removes it; wlc then picks B.
@@ -777,9 +779,8 @@ test('lblc: entries unused for 24 h go at the full check, every 30th minute', ()
   assert.is(lb.table.size, 1);
   assert.is(lb.table.get(V), undefined);
   assert.is(s.pick({ daddr: V, now: 25 * HOUR }), 'B');
-  // Using an entry refreshes it: 192.0.2.1 was used at 24 h; used again at 47 h, it survives
-  // the check at 48.5 h (47 h + 24 h is later).
-  // V, made again at 25 h, goes at the check at 49 h, not the one at 48.5 h.
+  // Using an entry refreshes it: 192.0.2.1, used at 24 h and again at 47 h, survives the
+  // checks at 48.5 h and 49 h; V, made again at 25 h, goes at 49 h, not at 48.5 h.
   s.pick({ daddr: ip('192.0.2.1'), now: 47 * HOUR });
   lb.table.advance(48 * HOUR + 30 * MIN);
   assert.ok(lb.table.get(ip('192.0.2.1')) !== undefined);
@@ -833,6 +834,20 @@ test('lblc: over 16K entries, the timer collects those unused for 6 min, bucket 
   assert.is(lb.table.get(addrInBucket(3, 1)), undefined);
   assert.ok(lb.table.get(addrInBucket(4, 1)) !== undefined);
   assert.ok(lb.table.get(addrInBucket(1, 200)) !== undefined);
+});
+
+test('lblc: a collection run removes at most max_size / 2 = 8192 entries\' worth of buckets', () => {
+  // 16 stale entries in each bucket (made at 1 s) and 6200 young ones (at 8 min) in buckets
+  // 900..1023: 22584 entries. The run at 9 min: (6200 * 4 / 3) = 8266 is capped to 8192:
+  // buckets 1..512 (16 each) reach it exactly: stop, rover 512 (uncapped, 517).
+  const s = new Svc(createLocalityLeastConnection([], { start: 0 })).add('A', 1);
+  const lb = s.scheduler as ReturnType<typeof createLocalityLeastConnection>;
+  for (let b = 0; b < 1024; b++) for (let k = 0; k < 16; k++) s.pick({ daddr: addrInBucket(b, k + 1), now: 1000 });
+  for (let k = 0; k < 6200; k++) s.pick({ daddr: addrInBucket(900 + (k % 124), 1000 + k), now: 8 * MIN });
+  assert.is(lb.table.size, LOCALITY_MAX_SIZE + 6200);
+  lb.table.advance(9 * MIN);
+  assert.is(lb.table.rover, 512);
+  assert.is(lb.table.size, LOCALITY_MAX_SIZE + 6200 - 8192);
 });
 
 test('lblc: runs over an empty table still count towards the full check (expiration 15 min)', () => {
@@ -894,6 +909,9 @@ test('lblcr: the worked example: the set grows under load and sheds its busiest 
   s.set('B', { active: 2 });
   assert.is(s.pick({ daddr: V, now: 2000 }), 'A');
   assert.equal(lr.table.get(V)!.set.map((d) => (d as FakeDest).name), ['A', 'B']);
+  // A at 2, B at 2: a tie in the set goes to its first member, A (the newest).
+  s.set('A', { active: 2 });
+  assert.is(s.pick({ daddr: V, now: 2500 }), 'A');
   // A at 1, B at 2: the set's least loaded is A (256 < 512), not overloaded (1 > 1 fails).
   s.set('A', { active: 1 });
   assert.is(s.pick({ daddr: V, now: 3000 }), 'A');
@@ -959,6 +977,31 @@ test('lblcr: the set sheds its most loaded member of positive weight, never a qu
   assert.is(members(), 'BA');
 });
 
+test('lblcr: shedding: ties go to the first member; a member that left still counts', () => {
+  // [B(1), A(1)]: V -> {B}, then {A, B} as in the worked example; both at 1 active.
+  const build = () => {
+    const s = new Svc(createLocalityLeastConnectionReplication([], { start: 0 })).add('A', 1).add('B', 1);
+    s.pick({ daddr: V, now: 1000 });
+    s.set('B', { active: 2 });
+    s.pick({ daddr: V, now: 2000 });
+    s.set('AB', { active: 1 });
+    const lr = s.scheduler as ReturnType<typeof createLocalityLeastConnectionReplication>;
+    return { s, members: () => lr.table.get(V)!.set.map((d) => (d as FakeDest).name).join('') };
+  };
+  const later = 2000 + 24 * HOUR + 1000;
+  // Equal loads: set_min keeps the first (A), set_max keeps the first too: A leaves.
+  const t = build();
+  assert.is(t.members(), 'AB');
+  assert.is(t.s.pick({ daddr: V, now: later }), 'A');
+  assert.is(t.members(), 'B');
+  // B deleted with 5 active: set_min skips it (not available), set_max does not: B, the most
+  // loaded, leaves; A is used.
+  const u = build();
+  u.s.set('B', { active: 5 }).del('B');
+  assert.is(u.s.pick({ daddr: V, now: later }), 'A');
+  assert.is(u.members(), 'A');
+});
+
 test('lblcr: entries expire like lblc\'s (24 h full check)', () => {
   const s = new Svc(createLocalityLeastConnectionReplication([], { start: 0 })).add('A', 1);
   const lr = s.scheduler as ReturnType<typeof createLocalityLeastConnectionReplication>;
@@ -1011,6 +1054,30 @@ test('registry: every IPVS scheduler by its ipvsadm name; wlc is the default', (
   }
 });
 
+test('registry: lblc and lblcr start their expiry timer at the context time', () => {
+  // Created at 5 min: runs at 6 and 7 min by 7 min 15 s, so the count is 3. Without a
+  // context the timer starts at the first connection (5 min 30 s): one run, at 6 min 30 s.
+  for (const name of ['lblc', 'lblcr']) {
+    const withStart = new Svc(createScheduler(name, [], { now: 5 * MIN })).add('A', 1);
+    const without = new Svc(createScheduler(name)).add('A', 1);
+    assert.is(withStart.pick({ daddr: V, now: 5 * MIN + 30_000 }) + without.pick({ daddr: V, now: 5 * MIN + 30_000 }), 'AA');
+    withStart.pick({ daddr: V, now: 7 * MIN + 15_000 });
+    without.pick({ daddr: V, now: 7 * MIN + 15_000 });
+    const counter = (s: Svc) => (s.scheduler as unknown as { table: { counter: number } }).table.counter;
+    assert.is(counter(withStart), 3, name);
+    assert.is(counter(without), 3 - 1, name);
+  }
+});
+
+test('bench: new connections through every scheduler open one connection per SYN', () => {
+  // scripts/bench.ts times these runs at 2^18; here at toy size so the path cannot rot.
+  const syns = sequentialPool('syn', 300);
+  for (const name of ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'lblc', 'lblcr', 'dh', 'sh', 'mh', 'fo', 'ovf', 'twos']) {
+    const t = newConnectionsScheduler(syns, 300, 512, 64, name); // throws unless all 300 open
+    assert.is(t.forwarded, 300, name);
+  }
+});
+
 // ---- through the engine ------------------------------------------------------------------------
 
 const VIP = '202.103.106.5';
@@ -1029,6 +1096,76 @@ test('engine: a rule without -s is wlc, counting the new (inactive) connections 
   const picks: string[] = [];
   for (let i = 0; i < 8; i++) picks.push(dstOf(e.processPacket(synFrom(1000 + i), 1000).packet));
   assert.equal(picks, ['3:8000', '2:80', '3:8000', '3:8000', '2:80', '3:8000', '3:8000', '2:80']);
+});
+
+test('engine: -s sh -b sh-port,sh-fallback reaches the scheduler', () => {
+  // The seed's servers: .2 (w1) then .3 (w2): list [.3, .2], buckets .3 .3 .2 repeated.
+  // Client 202.100.1.2 with sh-port: the bucket is ((2 + sport) & 255) * 177 & 255:
+  // sport 1000 -> 234 -> 202 (% 3 = 1: .3); 1001 -> 235 -> 123 (0: .3); 1002 -> 236 -> 44
+  // (2: .2). Without sh-port every port is bucket 98 (2: .2).
+  const rules = (flags: string) => `-A -t 202.103.106.5:80 -s sh${flags}\n-a -t 202.103.106.5:80 -r 172.16.0.2:80 -m -w 1\n-a -t 202.103.106.5:80 -r 172.16.0.3:8000 -m -w 2\n`;
+  const e = new Engine({ connCapacity: 64, slotCount: 4, eventCapacity: 16 });
+  e.restore(rules(' -b sh-port,sh-fallback'));
+  assert.match(e.save(), / -b sh-port,sh-fallback\n/);
+  assert.equal([1000, 1001, 1002].map((p) => dstOf(e.processPacket(synFrom(p), 1000).packet)), ['3:8000', '3:8000', '2:80']);
+  // .2 quiesced: sport 1003 -> 237 -> 221 (% 3 = 2: .2, unavailable); sh-fallback probes
+  // bucket 2 * 221 & 255 = 186 (% 3 = 0: .3).
+  e.editDest({ protocol: 'tcp', vaddr: VIP, vport: 80 }, { daddr: '172.16.0.2', dport: 80, weight: 0 });
+  assert.is(dstOf(e.processPacket(synFrom(1003), 1000).packet), '3:8000');
+  // Without flags: port ignored (bucket 98, .2); quiesced .2 -> no destination.
+  const plain = new Engine({ connCapacity: 64, slotCount: 4, eventCapacity: 16 });
+  plain.restore(rules(''));
+  assert.equal([1000, 1001, 1002].map((p) => dstOf(plain.processPacket(synFrom(p), 1000).packet)), ['2:80', '2:80', '2:80']);
+  plain.editDest({ protocol: 'tcp', vaddr: VIP, vport: 80 }, { daddr: '172.16.0.2', dport: 80, weight: 0 });
+  const r = plain.processPacket(synFrom(1003), 1000);
+  assert.equal([r.verdict, r.reason], ['drop', 'no-dest']);
+});
+
+test('engine: ipvsadm -E changing only the -b flags takes effect, as svc->flags in the kernel', () => {
+  // sh reads svc->flags on every connection, so -E -s sh -b sh-port on an sh service takes
+  // effect at once. Client 202.100.1.2: without sh-port every port is bucket 98 (.2); with
+  // it, port 2024 is (2 + 2024) & 255 = 234 -> bucket 202 (% 3 = 1: .3).
+  const e = new Engine({ connCapacity: 64, slotCount: 4, eventCapacity: 16 });
+  e.restore('-A -t 202.103.106.5:80 -s sh\n-a -t 202.103.106.5:80 -r 172.16.0.2:80 -m -w 1\n-a -t 202.103.106.5:80 -r 172.16.0.3:8000 -m -w 2\n');
+  assert.is(dstOf(e.processPacket(synFrom(1000), 1000).packet), '2:80');
+  e.editService({ protocol: 'tcp', vaddr: VIP, vport: 80, scheduler: 'sh', schedFlags: ['sh-port'] });
+  assert.match(e.save(), / -s sh -b sh-port\n/);
+  assert.is(dstOf(e.processPacket(synFrom(2024), 1000).packet), '3:8000');
+});
+
+test('engine: a quiesced server keeps its mh share across -E (dest->last_weight)', () => {
+  // Under rr, .2 is quiesced (weight 0). ipvsadm -E -s mh: the kernel builds the table from
+  // last_weight (1 for both), so .2 keeps its entries, where it is unavailable: those clients
+  // get no destination, the rest go to .3. Expected picks from a fake service of the same two
+  // servers, both weight 1, with .2 then quiesced (mh keeps the table).
+  const e = new Engine({ connCapacity: 256, slotCount: 4, eventCapacity: 16 });
+  e.restore('-A -t 202.103.106.5:80 -s rr\n-a -t 202.103.106.5:80 -r 172.16.0.2:80 -m -w 1\n-a -t 202.103.106.5:80 -r 172.16.0.3:80 -m -w 1\n');
+  e.editDest({ protocol: 'tcp', vaddr: VIP, vport: 80 }, { daddr: '172.16.0.2', dport: 80, weight: 0 });
+  e.editService({ protocol: 'tcp', vaddr: VIP, vport: 80, scheduler: 'mh' });
+  const want = new Svc(createMaglevHashing()).add('2', 1, { daddr: '172.16.0.2' }).add('3', 1, { daddr: '172.16.0.3' }).edit('2', 0);
+  const got: string[] = [];
+  const expected: string[] = [];
+  for (let i = 1; i <= 40; i++) {
+    const src = `198.51.100.${i}`;
+    const r = e.processPacket(synFrom(3000, src), 1000);
+    got.push(r.verdict === 'forward' ? dstOf(r.packet).split(':')[0] : r.reason ?? r.verdict);
+    const w = want.pick({ saddr: ip(src) });
+    expected.push(w === '-' ? 'no-dest' : w);
+  }
+  assert.ok(expected.includes('no-dest') && expected.includes('3'));
+  assert.equal(got, expected);
+});
+
+test('engine: -b flags the scheduler does not take are refused, and leave no service behind', () => {
+  const e = new Engine({ connCapacity: 64, slotCount: 4, eventCapacity: 16 });
+  rejected(() => e.addService({ protocol: 'tcp', vaddr: VIP, vport: 80, scheduler: 'rr', schedFlags: ['sh-port'] }), 'WASMVS_BAD_OPTION', /only to the sh scheduler/);
+  rejected(() => e.addService({ protocol: 'tcp', vaddr: VIP, vport: 80, scheduler: 'mh', schedFlags: ['nope'] }), 'WASMVS_BAD_OPTION', /invalid scheduler flag "nope"/);
+  assert.equal(e.listServices(), []);
+  // The same service with valid flags is then accepted, and works.
+  e.addService({ protocol: 'tcp', vaddr: VIP, vport: 80, scheduler: 'mh', schedFlags: ['mh-port'] });
+  e.addDest({ protocol: 'tcp', vaddr: VIP, vport: 80 }, { daddr: '172.16.0.2', dport: 80, weight: 1 });
+  assert.is(e.processPacket(synFrom(1000), 1000).verdict, 'forward');
+  assert.is(e.listServices().length, 1);
 });
 
 test('engine: every scheduler is selectable with -s and forwards a new connection', () => {

@@ -270,7 +270,7 @@ test('wrr through the engine: the seed sends 2 of every 3 connections to the wei
 
 test('registerScheduler: a custom scheduler serves an Engine service (-s custom)', () => {
   const changes: string[] = [];
-  const packets: Array<{ saddr: number; sport: number; daddr: number; dport: number }> = [];
+  const packets: Array<{ saddr: number; sport: number; daddr: number; dport: number; now?: number }> = [];
   registerScheduler('custom', () => {
     let dests: readonly SchedDest[] = [];
     return {
@@ -297,7 +297,7 @@ test('registerScheduler: a custom scheduler serves an Engine service (-s custom)
   assert.equal([decode(even.packet).dst, decode(even.packet).dport], ['172.16.0.2', 80]);
   assert.equal([decode(odd.packet).dst, decode(odd.packet).dport], ['172.16.0.3', 8000]);
   // The scheduler sees the new connection's tuple in the usual big-endian reading.
-  assert.equal(packets[0], { saddr: 0xca640102, sport: 3456, daddr: 0xca676a05, dport: 80 });
+  assert.equal(packets[0], { saddr: 0xca640102, sport: 3456, daddr: 0xca676a05, dport: 80, now: 1000 });
   // Called once per new connection, never for the packets of a known one.
   e.processPacket(tcpPacket({ src: CLIENT, dst: VIP, sport: 3456, dport: 80, flags: 'A' }), 1001);
   assert.is(packets.length, 2);

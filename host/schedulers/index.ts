@@ -14,11 +14,11 @@ import { createRoundRobin } from './rr.js';
 import { createShortestExpectedDelay } from './sed.js';
 import { createSourceHashing } from './sh.js';
 import { createTwoChoices } from './twos.js';
-import type { Scheduler, SchedulerFactory } from './types.js';
+import type { Scheduler, SchedulerContext, SchedulerFactory } from './types.js';
 import { createWeightedLeastConnection } from './wlc.js';
 import { createWeightedRoundRobin } from './wrr.js';
 
-export type { SchedDest, SchedPacket, Scheduler, SchedulerFactory } from './types.js';
+export type { SchedDest, SchedPacket, Scheduler, SchedulerContext, SchedulerFactory } from './types.js';
 export { checkSchedFlags } from './common.js';
 
 /** The scheduler a service gets without -s (ipvsadm's DEF_SCHED). */
@@ -31,8 +31,8 @@ const registry = new Map<string, SchedulerFactory>([
   ['wlc', createWeightedLeastConnection],
   ['sed', createShortestExpectedDelay],
   ['nq', createNeverQueue],
-  ['lblc', (flags) => createLocalityLeastConnection(flags)],
-  ['lblcr', (flags) => createLocalityLeastConnectionReplication(flags)],
+  ['lblc', (flags, context) => createLocalityLeastConnection(flags, { start: context?.now })],
+  ['lblcr', (flags, context) => createLocalityLeastConnectionReplication(flags, { start: context?.now })],
   ['dh', createDestinationHashing],
   ['sh', createSourceHashing],
   ['mh', createMaglevHashing],
@@ -61,7 +61,8 @@ export function checkScheduler(name: string, flags?: readonly string[]): void {
   if (flags !== undefined) checkSchedFlags(name, flags);
 }
 
-export function createScheduler(name: string, flags: readonly string[] = []): Scheduler {
+/** A new scheduler for one service; `context.now` is the engine time, when known. */
+export function createScheduler(name: string, flags: readonly string[] = [], context: SchedulerContext = {}): Scheduler {
   checkScheduler(name, flags);
-  return registry.get(name)!(flags);
+  return registry.get(name)!(flags, context);
 }

@@ -20,10 +20,11 @@
 //
 // Worked example: dests A then B (weight 1 each) are listed [B, A]. Round 1: B claims
 // offset_B, then A claims offset_A (or its next preference offset_A + skip_A if B took that
-// position). Round 2: each claims its next free preference, and so on, 4093 positions in
-// all: about 2046 each (the paper's bound: within a few percent of M / N). Deleting A
-// rebuilds with B alone: every entry B held before stays B (B's claims only grow), so only
-// A's clients move.
+// position). Round 2: each claims its next free preference, and so on until all 4093 are
+// taken: one each per round, B first, so B 2047 and A 2046. Weights 2 (B) and 1 (A): rounds
+// of B B A, B 2729 and A 1364. Deleting A rebuilds with B alone: every entry B held stays B,
+// so only A's clients move (with more dests a few others move too, about 1% for 10).
+// A client 10.0.0.1 goes to entry hsiphash(0x0a000001, hash1) % 4093, whatever B and A are.
 import { hashFlags, unavailable } from './common.js';
 import type { SchedDest, Scheduler } from './types.js';
 

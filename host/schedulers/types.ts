@@ -49,8 +49,14 @@ export interface Scheduler {
   schedule(packet: SchedPacket): SchedDest | undefined;
 }
 
+/** What a scheduler may know of its service's creation. */
+export interface SchedulerContext {
+  /** Engine time (ms) the service gets the scheduler: lblc's and lblcr's expiry timer starts here. */
+  readonly now?: number;
+}
+
 /**
  * Creates a scheduler for one service, given its -b flags (ipvsadm's names: flag-1..3,
  * sh-fallback, sh-port, mh-fallback, mh-port; index.ts checks them before any factory runs).
  */
-export type SchedulerFactory = (flags: readonly string[]) => Scheduler;
+export type SchedulerFactory = (flags: readonly string[], context?: SchedulerContext) => Scheduler;
