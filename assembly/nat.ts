@@ -269,6 +269,19 @@ function recordsAvailable(n: u32, now: u32): bool {
   }
 }
 
+/** Counts a forwarded packet of `bytes` toward the real server `d` (its stats, the totals). */
+@inline function accountRequest(d: usize, bytes: u32): void {
+  add64(d + DEST_IN_PKTS, 1); add64(d + DEST_IN_BYTES, bytes);
+  count(COUNTER_FORWARD_IN);
+}
+
+/** Counts a forwarded packet of `bytes` from the real server `d` back to its client. */
+@inline function accountReply(d: usize, bytes: u32): void {
+  add64(d + DEST_OUT_PKTS, 1); add64(d + DEST_OUT_BYTES, bytes);
+  count(COUNTER_FORWARD_OUT);
+  outFlags |= DESC_F_REPLY;
+}
+
 /** Rewrites a packet of connection `idx`, moves its state and timeout. */
 function forward(idx: u32, reply: bool, p: usize, l4: usize, isTcp: bool, partial: bool,
   tflags: u8, total: u32, now: u32): u8 {
@@ -277,14 +290,11 @@ function forward(idx: u32, reply: bool, p: usize, l4: usize, isTcp: bool, partia
   if (reply) {
     rewrite(p, l4, isTcp, partial, false, load<u32>(c + CONN_DADDR), load<u32>(c + CONN_VADDR),
       load<u16>(c + CONN_DPORT), load<u16>(c + CONN_VPORT));
-    add64(d + DEST_OUT_PKTS, 1); add64(d + DEST_OUT_BYTES, total);
-    count(COUNTER_FORWARD_OUT);
-    outFlags |= DESC_F_REPLY;
+    accountReply(d, total);
   } else {
     rewrite(p, l4, isTcp, partial, true, load<u32>(c + CONN_VADDR), load<u32>(c + CONN_DADDR),
       load<u16>(c + CONN_VPORT), load<u16>(c + CONN_DPORT));
-    add64(d + DEST_IN_PKTS, 1); add64(d + DEST_IN_BYTES, total);
-    count(COUNTER_FORWARD_IN);
+    accountRequest(d, total);
   }
   if (isTcp) connSetState(idx, tcpNextState(load<u8>(c + CONN_STATE), tflags, reply ? 1 : 0), now);
   timerSet(idx, now + timeoutMs(timeoutSlot(!isTcp, load<u8>(c + CONN_STATE))));
@@ -460,17 +470,14 @@ function translateIcmp(p: usize, h: u64, now: u32): u8 {
     const outerFrom = ipv4Saddr(p);
     ipv4SetSaddr(p, vaddr);
     ipv4SetChecksum(p, checksumReplace32(ipv4Checksum(p), outerFrom, vaddr));
-    add64(d + DEST_OUT_PKTS, 1); add64(d + DEST_OUT_BYTES, total);
-    count(COUNTER_FORWARD_OUT);
-    outFlags |= DESC_F_REPLY;
+    accountReply(d, total);
   } else {
     // The quote is VIP -> client, as we sent it: the error goes to the real server.
     rewrite(q, ql4, isTcp, false, false, vaddr, raddr, vport, rport, hasCheck);
     const outerFrom = ipv4Daddr(p);
     ipv4SetDaddr(p, raddr);
     ipv4SetChecksum(p, checksumReplace32(ipv4Checksum(p), outerFrom, raddr));
-    add64(d + DEST_IN_PKTS, 1); add64(d + DEST_IN_BYTES, total);
-    count(COUNTER_FORWARD_IN);
+    accountRequest(d, total);
   }
   store<u16>(m + ICMP_CHECKSUM, 0);
   store<u16>(m + ICMP_CHECKSUM, checksumCompute(m, mlen, 0));
