@@ -138,4 +138,19 @@ test('setExpireNodestConn rejects a non-boolean and changes nothing', () => {
   assert.is(e.processPacket(ack(1000), T0 + 1).verdict, 'forward');
 });
 
+test('editService changes the scheduler for new connections only; existing ones keep their servers', () => {
+  const e = new Engine(SMALL);
+  e.addService({ ...HTTP, scheduler: 'rr' });
+  e.addDest(HTTP, { daddr: RS2, dport: 80, weight: 1 });
+  e.addDest(HTTP, { daddr: RS3, dport: 80, weight: 1 });
+  assert.equal([1, 2].map((p) => open(e, p, T0)), [`${RS3}:80`, `${RS2}:80`]);
+  // fo: every new connection to the first of the highest weight, the list's first (.3).
+  e.editService({ ...HTTP, scheduler: 'fo' });
+  assert.equal([3, 4].map((p) => open(e, p, T0 + 1)), [`${RS3}:80`, `${RS3}:80`]);
+  // Connection 2 still goes to .2, both ways.
+  const r = e.processPacket(ack(2), T0 + 2);
+  assert.is(`${decode(r.packet).dst}:${decode(r.packet).dport}`, `${RS2}:80`);
+  assert.match(e.save(), /-A -t 202\.103\.106\.5:80 -s fo\n/);
+});
+
 test.run();
