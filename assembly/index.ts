@@ -48,7 +48,8 @@ export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxService
   store<u32>(CTRL + CTRL_CONN_BASE, <u32>at); at += <u64>connCapacity * CONN_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_LINK_BASE, <u32>at); at += <u64>connCapacity * LINK_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_INDEX_BASE, <u32>at); at += <u64>indexSlots * 4; at = align64(<usize>at);
-  store<u32>(CTRL + CTRL_WHEEL_BASE, <u32>at); at += <u64>WHEEL_SIZE * 4; at = align64(<usize>at);
+  // The wheel's buckets, then its occupancy bitmap (one bit per bucket).
+  store<u32>(CTRL + CTRL_WHEEL_BASE, <u32>at); at += <u64>WHEEL_SIZE * 4 + <u64>WHEEL_SIZE / 8; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_SVC_BASE, <u32>at); at += <u64>maxServices * SVC_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_SVCMAP_BASE, <u32>at); at += <u64>mapSlots * SVCMAP_ENTRY_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_DEST_BASE, <u32>at); at += <u64>maxDests * DEST_SIZE; at = align64(<usize>at);

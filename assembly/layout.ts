@@ -17,8 +17,8 @@
 //   | conn links       |
 //   +------------------+ indexBase connection index: u32 per slot, 4 x capacity
 //   | conn index       |
-//   +------------------+ wheelBase timer wheel: u32 list head per millisecond tick
-//   | timer wheel      |
+//   +------------------+ wheelBase timer wheel: u32 list head per millisecond tick, then one
+//   | timer wheel      |           occupancy bit per bucket (set = its list is not empty)
 //   +------------------+ svcBase   service records, SVC_SIZE each
 //   | services         |
 //   +------------------+ svcMapBase service/VIP map, SVCMAP_ENTRY_SIZE each
@@ -151,7 +151,8 @@ export const DROP_REASON_COUNT: u16 = 22;
 //   | prev   | next   | control | nControl|
 //   +--------+--------+---------+---------+
 // prev/next: the records (+ 1) before and after it in its wheel bucket; for a free record, next
-// is the next free one. control: the persistence template (+ 1) a connection was scheduled by.
+// is the next free one. control: the persistence template (+ 1) a connection was scheduled by;
+// for a template, its own timeout in ms (LINK_TIMEOUT), as IPVS's cp->timeout.
 // nControl: for a template, how many connections it controls (it outlives its timeout while
 // any do, as IPVS's cp->n_control).
 //
@@ -176,6 +177,7 @@ export const LINK_SIZE: u32 = 16;
 export const LINK_PREV: u32 = 0;
 export const LINK_NEXT: u32 = 4;
 export const LINK_CONTROL: u32 = 8;
+export const LINK_TIMEOUT: u32 = 8; // the same word, in a template
 export const LINK_N_CONTROL: u32 = 12;
 export const TEMPLATE_PROTO_BIT: u8 = 0x80;
 export const CONN_F_HASHED: u16 = 1; //   in the index: a live connection
@@ -217,14 +219,16 @@ export const SVCMAP_KEY_B: u32 = 4;
 export const SVCMAP_VALUE: u32 = 8;
 export const SVCMAP_USED: u32 = 12;
 
-// ---- real-server (dest) record (64 bytes) ----------------------------------------------------
+// ---- real-server (dest) record (80 bytes) ----------------------------------------------------
 //   0       4     6     8       12      16      20    22    24              32 ...        64
 //   +-------+-----+-----+-------+-------+-------+-----+-----+---------------+---- u64 ----+
 //   | daddr |dport|flags|service|active |inact  |upper|lower| conns (u64)   | inPkts outPkts inBytes outBytes
 // upper/lower: connection thresholds (-x/-y, 0 = none). Flags: IN_USE (the record holds a
 // server), AVAILABLE (it is a destination of its service; cleared on delete, while its
 // connections live on), OVERLOAD (over its upper threshold, as ip_vs_bind_dest sets it).
-export const DEST_SIZE: u32 = 64;
+// At 64: persist, the persistence templates naming it (dest->persistconns): the host reuses a
+// deleted dest's record only when no connection and no template refers to it.
+export const DEST_SIZE: u32 = 80;
 export const DEST_DADDR: u32 = 0;
 export const DEST_DPORT: u32 = 4;
 export const DEST_FLAGS: u32 = 6;
@@ -238,6 +242,8 @@ export const DEST_IN_PKTS: u32 = 32;
 export const DEST_OUT_PKTS: u32 = 40;
 export const DEST_IN_BYTES: u32 = 48;
 export const DEST_OUT_BYTES: u32 = 56;
+export const DEST_STATS_END: u32 = 64;
+export const DEST_PERSIST: u32 = 64;
 export const DEST_F_IN_USE: u16 = 1;
 export const DEST_F_AVAILABLE: u16 = 2;
 export const DEST_F_OVERLOAD: u16 = 4;

@@ -28,7 +28,7 @@ import {
 } from './conn';
 import {
   CONN_CADDR, CONN_CPORT, CONN_DADDR, CONN_DEST, CONN_DPORT, CONN_EXPIRES, CONN_F_HASHED,
-  CONN_F_INACTIVE, CONN_F_TEMPLATE, CONN_FLAGS, LINK_CONTROL, LINK_N_CONTROL, TEMPLATE_PROTO_BIT,
+  CONN_F_INACTIVE, CONN_F_TEMPLATE, CONN_FLAGS, LINK_CONTROL, LINK_N_CONTROL, LINK_TIMEOUT, TEMPLATE_PROTO_BIT, DEST_PERSIST,
   DEST_SERVICE, SVC_F_ONE_PACKET, SVC_F_PERSISTENT, SVC_FLAGS, SVC_NETMASK, SVC_PTIMEOUT, SVC_VPORT, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
   COUNTER_CONN_EXPIRED, COUNTER_CONN_NEW, COUNTER_CONN_REUSED, COUNTER_EVENTS_LOST,
   COUNTER_FORWARD_IN, COUNTER_FORWARD_OUT, CTRL_BUMP_NEXT,
@@ -155,13 +155,11 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
 // connection, scheduled to .3:8000 -> template (202.100.1.0, VIP:80) -> .3:8000; then
 // 202.100.1.77 opens one: same /24, the template sends it to .3:8000 without scheduling.
 
-@inline function templateTimeout(t: usize): u32 {
-  return load<u32>(svcAddr(load<u32>(destAddr(load<u16>(t + CONN_DEST)) + DEST_SERVICE)) + SVC_PTIMEOUT);
-}
-
 function templateRelease(idx: u32): void {
   if (load<u16>(connAddr(idx) + CONN_FLAGS) & CONN_F_HASHED) connUnhash(idx);
   timerUnlink(idx);
+  const d = destAddr(load<u16>(connAddr(idx) + CONN_DEST));
+  add32(d + DEST_PERSIST, -1);
   connFree(idx);
 }
 
@@ -174,8 +172,9 @@ function templateDetach(t: u32): void {
 }
 
 /** The wheel reached a template: it lives on while it controls connections (expire_later). */
-function templateExpire(idx: u32, now: u32): void {
-  if (load<u32>(linkAddr(idx) + LINK_N_CONTROL) != 0) timerSet(idx, now + templateTimeout(connAddr(idx)));
+function templateExpire(idx: u32, at: u32): void {
+  const link = linkAddr(idx);
+  if (load<u32>(link + LINK_N_CONTROL) != 0) timerSet(idx, at + load<u32>(link + LINK_TIMEOUT));
   else templateRelease(idx);
 }
 
@@ -211,6 +210,8 @@ function templateCreate(th: u64, tcaddr: u32, vaddr: u32, tvport: u16, tproto: u
   store<u8>(c + CONN_PROTO, tproto);
   store<u16>(c + CONN_FLAGS, CONN_F_TEMPLATE);
   store<u16>(c + CONN_DEST, <u16>dest);
+  store<u32>(linkAddr(t) + LINK_TIMEOUT, timeout); // its own, as cp->timeout, whatever the service becomes
+  add32(d + DEST_PERSIST, 1);
   connHash(t, th);
   timerSet(t, now + timeout);
   return t;
@@ -224,9 +225,19 @@ function templateCreate(th: u64, tcaddr: u32, vaddr: u32, tvport: u16, tproto: u
 
 // ---- expiry -------------------------------------------------------------------------------
 let expireNow: u32 = 0;
-function expireOne(idx: u32): void {
-  if (load<u16>(connAddr(idx) + CONN_FLAGS) & CONN_F_TEMPLATE) templateExpire(idx, expireNow);
-  else connRelease(idx, EVENT_CONN_EXPIRED, expireNow);
+/**
+ * The wheel reached a due record. Templates go after the connections due in the same tick
+ * (they ask to be deferred): a template whose last connection ends as it falls due goes too,
+ * as when the kernel's timers, added later first, fire in turn.
+ */
+function expireOne(idx: u32, tick: u32, late: bool): bool {
+  if (load<u16>(connAddr(idx) + CONN_FLAGS) & CONN_F_TEMPLATE) {
+    if (!late) return true;
+    templateExpire(idx, tick);
+  } else {
+    connRelease(idx, EVENT_CONN_EXPIRED, expireNow);
+  }
+  return false;
 }
 
 /** Expires due connections, at most `budget` of them. 1 when more remain, else 0. */
@@ -340,7 +351,7 @@ function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, part
   }
   if (persistent) {
     if (template < 0) template = <i32>templateCreate(th, tcaddr, daddr, tvport, tproto, <u32>dest, load<u32>(s + SVC_PTIMEOUT), now);
-    else timerSet(<u32>template, now + load<u32>(s + SVC_PTIMEOUT)); // each use restarts it
+    else timerSet(<u32>template, now + load<u32>(linkAddr(<u32>template) + LINK_TIMEOUT)); // each use restarts it
   }
   const idx = <u32>connAlloc();
   const c = connAddr(idx);

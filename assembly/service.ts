@@ -9,7 +9,7 @@
 // those to the director's own stack) while traffic to other addresses passes. The real-server
 // entries tell which fragments could belong to a connection (see nat.ts).
 import {
-  DEST_ACTIVE, DEST_CONNS, DEST_DADDR, DEST_DPORT, DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_OVERLOAD, DEST_FLAGS,
+  DEST_ACTIVE, DEST_CONNS, DEST_STATS_END, DEST_DADDR, DEST_DPORT, DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_OVERLOAD, DEST_FLAGS,
   DEST_INACTIVE, DEST_LOWER, DEST_UPPER, DEST_SERVICE, DEST_SIZE, SVC_F_IN_USE,
   SVC_F_ONE_PACKET, SVC_F_PERSISTENT, SVC_FLAGS, SVC_NETMASK, SVC_PROTO, SVC_PTIMEOUT, SVC_SIZE, SVC_VADDR, SVC_VPORT, SVCMAP_ENTRY_SIZE, SVCMAP_KEY_A,
   SVCMAP_KEY_B, SVCMAP_USED, SVCMAP_VALUE,
@@ -188,7 +188,7 @@ export function destUpdateOverload(d: usize, bound: bool): void {
 /** Control: zeroes dest `idx`'s statistics (ipvsadm -Z); connection counts are state, kept. */
 export function destZeroStats(idx: u32): i32 {
   if (idx >= maxDests) return -2;
-  memory.fill(destAddr(idx) + DEST_CONNS, 0, DEST_SIZE - DEST_CONNS);
+  memory.fill(destAddr(idx) + DEST_CONNS, 0, DEST_STATS_END - DEST_CONNS);
   return 0;
 }
 

@@ -1,17 +1,19 @@
 // Connection timeouts: a timer wheel of one-millisecond buckets with lazy re-arming.
 //
 // Each record sits in the doubly linked list (its links array entry) of one bucket, the bucket
-// of its tick `t.tick`
-// (tick & (WHEEL_SIZE - 1)). The per-packet path only stores the new expiry time: a
-// connection whose expiry moves later is left where it is, and when the wheel reaches its
-// bucket it is re-linked at its real expiry (a busy 900-second connection moves about 14
-// times in its life, once per turn of the 65.5-second wheel). Only a state change that makes
-// the expiry earlier than the armed tick (ESTABLISHED -> CLOSE) re-links at once, so the
-// wheel expires every connection at its exact millisecond.
+// of its tick `t.tick` (tick & (WHEEL_SIZE - 1)). The per-packet path only stores the new
+// expiry time: a connection whose expiry moves later is left where it is, and when the wheel
+// reaches its bucket it is re-linked at its real expiry (a busy 900-second connection moves
+// about 14 times in its life, once per turn of the 65.5-second wheel). Only a state change
+// that makes the expiry earlier than the armed tick (ESTABLISHED -> CLOSE) re-links at once,
+// so the wheel expires every record at its exact millisecond, in time order.
 //
-// expireRun(now, budget) visits the buckets of the ticks since the last call (at most one
-// full turn) and handles at most `budget` records, so a million connections created in the
-// same millisecond expire over several batches instead of stopping the engine.
+// wheelRun(now, budget) walks every tick since the last call, however long the gap: an
+// occupancy bitmap (a bit per bucket) lets it jump over empty buckets 64 at a time, so an
+// idle day costs about 1,300 turns of 1,024 word reads, and records due in a long gap still
+// go in the order of their expiry, as separate kernel timers would fire. It handles at most
+// `budget` records per call, so a million connections created in the same millisecond
+// expire over several batches instead of stopping the engine.
 import {
   CONN_EXPIRES, CONN_F_TIMER, CONN_FLAGS, CONN_TTICK, LINK_NEXT, LINK_PREV,
   CTRL_WHEEL_STARTED, CTRL_WHEEL_TICK, WHEEL_SIZE,
@@ -21,7 +23,37 @@ import { CTRL, wheelBase } from './regions';
 
 const WHEEL_MASK: u32 = WHEEL_SIZE - 1;
 
+const BITMAP_WORDS: u32 = WHEEL_SIZE / 64;
+
 @inline function bucketAddr(tick: u32): usize { return wheelBase + (<usize>(tick & WHEEL_MASK) << 2); }
+@inline function bitmapWord(bucket: u32): usize { return wheelBase + (<usize>WHEEL_SIZE << 2) + (<usize>(bucket >> 6) << 3); }
+@inline function markBucket(tick: u32): void {
+  const b = tick & WHEEL_MASK;
+  const w = bitmapWord(b);
+  store<u64>(w, load<u64>(w) | (<u64>1 << <u64>(b & 63)));
+}
+@inline function clearBucket(tick: u32): void {
+  const b = tick & WHEEL_MASK;
+  const w = bitmapWord(b);
+  store<u64>(w, load<u64>(w) & ~(<u64>1 << <u64>(b & 63)));
+}
+
+/** Ticks from `tick` to the next one whose bucket holds records (0 if its own does), or
+ * WHEEL_SIZE when the wheel is empty. */
+function distanceToNextBucket(tick: u32): u32 {
+  const b = tick & WHEEL_MASK;
+  let word = b >> 6;
+  let bits = load<u64>(wheelBase + (<usize>WHEEL_SIZE << 2) + (<usize>word << 3)) >> <u64>(b & 63);
+  if (bits != 0) return <u32>ctz<u64>(bits);
+  let dist: u32 = 64 - (b & 63);
+  for (let i: u32 = 0; i < BITMAP_WORDS; i++) {
+    word = (word + 1) & (BITMAP_WORDS - 1);
+    bits = load<u64>(wheelBase + (<usize>WHEEL_SIZE << 2) + (<usize>word << 3));
+    if (bits != 0) return dist + <u32>ctz<u64>(bits);
+    dist += 64;
+  }
+  return WHEEL_SIZE;
+}
 
 /** Signed difference a - b of two wrapping millisecond clocks. */
 @inline export function timeDiff(a: u32, b: u32): i32 { return <i32>(a - b); }
@@ -34,6 +66,7 @@ function timerLink(idx: u32, tick: u32): void {
   store<u32>(link + LINK_PREV, 0);
   store<u32>(link + LINK_NEXT, head);
   if (head != 0) store<u32>(linkAddr(head - 1) + LINK_PREV, idx + 1);
+  else markBucket(tick);
   store<u32>(bucket, idx + 1);
   store<u32>(c + CONN_TTICK, tick);
   store<u16>(c + CONN_FLAGS, load<u16>(c + CONN_FLAGS) | CONN_F_TIMER);
@@ -47,7 +80,11 @@ export function timerUnlink(idx: u32): void {
   const prev = load<u32>(link + LINK_PREV);
   const next = load<u32>(link + LINK_NEXT);
   if (prev != 0) store<u32>(linkAddr(prev - 1) + LINK_NEXT, next);
-  else store<u32>(bucketAddr(load<u32>(c + CONN_TTICK)), next);
+  else {
+    const tick = load<u32>(c + CONN_TTICK);
+    store<u32>(bucketAddr(tick), next);
+    if (next == 0) clearBucket(tick);
+  }
   if (next != 0) store<u32>(linkAddr(next - 1) + LINK_PREV, prev);
   store<u16>(c + CONN_FLAGS, flags & ~CONN_F_TIMER);
 }
@@ -82,26 +119,31 @@ export function wheelStart(now: u32): void {
 }
 
 /**
- * Moves the hand to `now`, calling `onExpire(idx)` for each connection whose expiry has
- * come (the callee releases the record). Returns 1 when `budget` ran out first (call again),
+ * Moves the hand to `now`, calling `onExpire(idx, tick, false)` for each record whose expiry has
+ * come by its bucket's tick (the callee releases it, or returns true to be called again with
+ * late = true after the rest of that tick). Returns 1 when `budget` ran out first (call again),
  * else 0.
  */
-export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32) => void): u32 {
+export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, late: bool) => bool): u32 {
   wheelStart(now);
   let hand = load<u32>(CTRL + CTRL_WHEEL_TICK);
   if (timeDiff(now, hand) <= 0) return 0;
-  // More than a turn behind: one full turn visits every bucket, which is enough.
-  if (<u32>timeDiff(now, hand) > WHEEL_SIZE) hand = now - WHEEL_SIZE;
   while (hand != now) {
-    const tick = hand + 1;
+    // Jump to the next tick whose bucket holds records, or to `now`.
+    const skip = distanceToNextBucket(hand + 1);
+    if (<u32>timeDiff(now, hand) <= skip) { hand = now; break; }
+    const tick = hand + 1 + skip;
     const bucket = bucketAddr(tick);
     // Detach the bucket: re-linked records land on a fresh list and are not seen twice.
     let cur = load<u32>(bucket);
     store<u32>(bucket, 0);
+    clearBucket(tick);
+    let deferred: u32 = 0; // records that asked to go after the rest of this tick's
     while (cur != 0) {
       if (budget == 0) {
-        reattach(bucket, cur);
+        reattach(tick, cur);
         store<u32>(CTRL + CTRL_WHEEL_TICK, hand);
+        runDeferred(deferred, tick, onExpire);
         return 1;
       }
       budget--;
@@ -110,22 +152,41 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32) => void): u
       cur = load<u32>(linkAddr(idx) + LINK_NEXT);
       store<u16>(c + CONN_FLAGS, load<u16>(c + CONN_FLAGS) & ~CONN_F_TIMER);
       const expires = load<u32>(c + CONN_EXPIRES);
-      if (timeDiff(expires, now) <= 0) {
-        onExpire(idx);
+      // Due by this bucket's tick, not merely by `now`: a record whose expiry moved later
+      // is re-armed there and handled in its turn, so records expire in time order, as
+      // separate kernel timers would (a template must see its connections still alive).
+      if (timeDiff(expires, tick) <= 0) {
+        if (onExpire(idx, tick, false)) {
+          store<u32>(linkAddr(idx) + LINK_NEXT, deferred);
+          deferred = idx + 1;
+        }
       } else {
         // Still alive: re-arm at its expiry (ahead of the hand, which passes `tick` now).
         store<u32>(CTRL + CTRL_WHEEL_TICK, tick);
         timerArmAt(idx, expires);
       }
     }
+    store<u32>(CTRL + CTRL_WHEEL_TICK, tick);
+    runDeferred(deferred, tick, onExpire);
     hand = tick;
   }
   store<u32>(CTRL + CTRL_WHEEL_TICK, hand);
   return 0;
 }
 
+/** The records of one tick that asked to go last, linked through their next fields. */
+function runDeferred(first: u32, tick: u32, onExpire: (idx: u32, tick: u32, late: bool) => bool): void {
+  let cur = first;
+  while (cur != 0) {
+    const idx = cur - 1;
+    cur = load<u32>(linkAddr(idx) + LINK_NEXT);
+    onExpire(idx, tick, true);
+  }
+}
+
 /** Puts the unvisited rest of a detached list (starting at `first`) back on its bucket. */
-function reattach(bucket: usize, first: u32): void {
+function reattach(tick: u32, first: u32): void {
+  const bucket = bucketAddr(tick);
   let last = first;
   let next = load<u32>(linkAddr(last - 1) + LINK_NEXT);
   while (next != 0) { last = next; next = load<u32>(linkAddr(last - 1) + LINK_NEXT); }
@@ -134,4 +195,5 @@ function reattach(bucket: usize, first: u32): void {
   store<u32>(linkAddr(last - 1) + LINK_NEXT, head);
   if (head != 0) store<u32>(linkAddr(head - 1) + LINK_PREV, last);
   store<u32>(bucket, first);
+  markBucket(tick);
 }

@@ -898,12 +898,17 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.wasm.serviceConfigure(svc.index, flags, persistence === undefined ? 0 : persistence * 1000, wire32(mask));
   }
 
-  /** Dest slots free now or reclaimable (deleted, no connections left). */
+  /** No connection and no persistence template refers to the dest's record any more. */
+  private unreferenced(d: DestState): boolean {
+    return d.activeConns + d.inactConns === 0 && this.view.getUint32(this.destBase + d.index * ABI.DEST_SIZE + ABI.DEST_PERSIST, true) === 0;
+  }
+
+  /** Dest slots free now or reclaimable (deleted, nothing referring to them). */
   private reusableDestSlots(): number {
     let n = this.maxDests - this.destsByIndex.length;
     for (let i = 0; i < this.destsByIndex.length; i++) {
       const d = this.destsByIndex[i];
-      if (!d || (!d.service && d.activeConns + d.inactConns === 0)) n++;
+      if (!d || (!d.service && this.unreferenced(d))) n++;
     }
     return n;
   }
@@ -923,7 +928,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (old.service) continue;
       // As ip_vs_trash_get_dest: the same server of the same service (protocol, vaddr, vport).
       if (old.serviceId === id && old.daddr === daddr && old.dport === d.dport) return i;
-      if (reclaim < 0 && old.activeConns + old.inactConns === 0) reclaim = i;
+      if (reclaim < 0 && this.unreferenced(old)) reclaim = i;
     }
     if (reclaim >= 0) {
       this.statsSync(); // a retired record's counts reach its service before the record goes

@@ -26,6 +26,7 @@
 // and the engine share the cache. The copy leaves the batch's packets in L1/L2, as a reader
 // writing into the ring just before process() would.
 import { Engine } from '../host/engine.js';
+import { TunedEngine, wire16, wire32 } from './tuned-ts.js';
 import { registerScheduler, type SchedDest } from '../host/schedulers/index.js';
 import { tcpPacket, type TcpOpts } from '../test/support/packets.js';
 import { prng } from '../test/support/dataplane.js';
@@ -180,6 +181,15 @@ export function clockMs(t: bigint = process.hrtime.bigint()): number {
   return Number(t - EPOCH) / 1e6 + 1000;
 }
 
+/** What a ring runs over: the WASM Engine, or the tuned TypeScript fast path (same ring shape). */
+export interface RingTarget {
+  readonly memory: { readonly buffer: ArrayBufferLike };
+  readonly slotCount: number;
+  slot(i: number): Uint8Array;
+  writeSlot(i: number, packet: Uint8Array): void;
+  process(start: number, count: number, now: number): number;
+}
+
 /** The engine's ring as 32-bit words; descriptors written once, data restored per batch. */
 export class Ring {
   readonly mem: Uint32Array;
@@ -189,7 +199,7 @@ export class Ring {
   /** Next slot to fill. */
   pos = 0;
 
-  constructor(readonly engine: Engine, first: Pool) {
+  constructor(readonly engine: RingTarget, first: Pool) {
     this.mem = new Uint32Array(engine.memory.buffer);
     this.bytes = new Uint8Array(engine.memory.buffer);
     this.slotCount = engine.slotCount;
@@ -248,7 +258,7 @@ export interface Timing {
  * copy and process() separately. `onBatch(start, count)` runs after each process() (untimed).
  */
 export function runBatches(ring: Ring, pool: Pool, from: number, packets: number, batch: number,
-  onBatch?: (start: number, count: number) => void): Timing {
+  onBatch?: (start: number, count: number) => void, batchNs?: number[]): Timing {
   const engine = ring.engine;
   let copyNs = 0n;
   let engineNs = 0n;
@@ -266,6 +276,7 @@ export function runBatches(ring: Ring, pool: Pool, from: number, packets: number
     const t2 = process.hrtime.bigint();
     copyNs += t1 - t0;
     engineNs += t2 - t1;
+    if (batchNs) batchNs.push(Number(t2 - t1));
     if (onBatch) onBatch(start, count);
     ring.pos = (start + count) % ring.slotCount;
     k = (k + count) % pool.count;
@@ -276,8 +287,9 @@ export function runBatches(ring: Ring, pool: Pool, from: number, packets: number
 }
 
 /** Throws unless every packet was forwarded (a benchmark of drops would be meaningless). */
-export function expectAllForwarded(engine: Engine, t: Timing, what: string): void {
+export function expectAllForwarded(engine: RingTarget, t: Timing, what: string): void {
   if (t.forwarded !== t.packets) {
+    if (!(engine instanceof Engine)) throw new Error(`${what}: ${t.forwarded} of ${t.packets} packets forwarded`);
     const c = engine.counters();
     const reasons = Object.entries({ ...c.drops, ...c.passes }).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
     throw new Error(`${what}: ${t.forwarded} of ${t.packets} packets forwarded (${reasons || 'no drop or pass counted'})`);
@@ -322,6 +334,186 @@ export function establishFlows(n: number, capacity: number, syns: Pool, clients:
   const live = engine.counters().liveConns;
   if (live !== n) throw new Error(`${n} flows opened but ${live} connections live`);
   return { engine, ring, destOf };
+}
+
+// ---- the tuned TypeScript fast path (scripts/tuned-ts.ts) -------------------------------------
+
+/** Flow index of a client endpoint (host order): the inverse of clientAddr/clientPort. */
+export function flowOf(saddr: number, sport: number): number {
+  return ((saddr - 0x0a000001) << 6) | (sport - 40000);
+}
+
+export interface TunedFlows { engine: TunedEngine; ring: Ring }
+
+/**
+ * A TunedEngine holding flows [0, n) in ESTABLISHED, built by the same insertions as
+ * establishFlows: the same SYNs then client segments through its ring. Each flow goes to the
+ * real server `destOf` says (the WASM engine's choice), so both engines rewrite alike.
+ */
+export function establishTuned(n: number, capacity: number, syns: Pool, clients: Pool, destOf: Uint8Array,
+  opts: { slotCount?: number; key?: readonly [number, number, number, number] } = {}): TunedFlows {
+  const engine = new TunedEngine({
+    connCapacity: capacity, slotCount: opts.slotCount, key: opts.key,
+    vaddr: wire32(addr(VIP)), vport: wire16(VPORT),
+    dests: DESTS.map((d) => ({ addr: wire32(d.addr), port: wire16(d.port) })),
+    schedule: (saddr, sport) => destOf[flowOf(saddr, sport)],
+  });
+  const ring = new Ring(engine, syns);
+  expectAllForwarded(engine, runBatches(ring, syns, 0, n, ring.slotCount), `tuned: opening ${n} flows`);
+  expectAllForwarded(engine, runBatches(ring, clients, 0, n, ring.slotCount), `tuned: establishing ${n} flows`);
+  const c = engine.counters2();
+  if (c.liveConns !== n || c.connsCreated !== n) throw new Error(`tuned: ${n} flows opened but ${c.liveConns} live`);
+  return { engine, ring };
+}
+
+// ---- the idiomatic reference engine (test/reference/engine.ts) ---------------------------------
+
+/** The part of the reference engine's API the benchmark uses (processPacket, its natural API). */
+export interface PacketEngine {
+  restore(rules: string): void;
+  processPacket(packet: Uint8Array, now: number): { verdict: string; packet: Uint8Array };
+  counters(): { liveConns: number };
+}
+export type PacketEngineCtor = new (options: { connCapacity?: number }) => PacketEngine;
+
+export interface ReferenceFlows {
+  engine: PacketEngine;
+  /** Flows built (n, or fewer when the build ran out of time). */
+  built: number;
+  destOf: Uint8Array;
+  buildMs: number;
+}
+
+/**
+ * A reference engine holding flows [0, n) in ESTABLISHED: each SYN, then each client segment,
+ * one processPacket call each (the real server read back from the rewritten SYN). Stops
+ * opening flows after `capMs` (then `built` < n; the flows opened are established).
+ */
+export function establishReference(Ctor: PacketEngineCtor, n: number, syns: Pool, clients: Pool, capMs = Infinity): ReferenceFlows {
+  const engine = new Ctor({ connCapacity: n });
+  engine.restore(seedRules());
+  const destOf = new Uint8Array(n);
+  const destByEndpoint = new Map(DESTS.map((d, i) => [d.addr * 65536 + d.port, i]));
+  const t0 = process.hrtime.bigint();
+  let built = 0;
+  for (; built < n; built++) {
+    if ((built & 4095) === 0 && Number(process.hrtime.bigint() - t0) / 1e6 > capMs) break;
+    const r = engine.processPacket(poolPacket(syns, built), clockMs());
+    const p = r.packet;
+    const d = destByEndpoint.get((((p[16] << 24) | (p[17] << 16) | (p[18] << 8) | p[19]) >>> 0) * 65536 + ((p[22] << 8) | p[23]));
+    if (r.verdict !== 'forward' || d === undefined) throw new Error(`reference: SYN of flow ${built} not forwarded to a real server (${r.verdict})`);
+    destOf[built] = d;
+  }
+  for (let f = 0; f < built; f++) {
+    const r = engine.processPacket(poolPacket(clients, f), clockMs());
+    if (r.verdict !== 'forward') throw new Error(`reference: first data segment of flow ${f}: ${r.verdict}`);
+  }
+  const live = engine.counters().liveConns;
+  if (live !== built) throw new Error(`reference: ${built} flows opened but ${live} connections live`);
+  return { engine, built, destOf: destOf.subarray(0, built), buildMs: Number(process.hrtime.bigint() - t0) / 1e6 };
+}
+
+/**
+ * Streams `packets` pool packets from `from` through the reference engine, processPacket per
+ * packet, timed per batch of `batch` (the subarray views are made before each batch's timer).
+ */
+export function runReference(engine: PacketEngine, pool: Pool, from: number, packets: number, batch: number, batchNs?: number[]): Timing {
+  const views: Uint8Array[] = new Array(batch);
+  let engineNs = 0;
+  let forwarded = 0;
+  let k = from % pool.count;
+  const begin = process.hrtime.bigint();
+  for (let done = 0; done < packets;) {
+    const count = Math.min(batch, packets - done);
+    for (let j = 0; j < count; j++) { views[j] = poolPacket(pool, k); if (++k === pool.count) k = 0; }
+    const t0 = process.hrtime.bigint();
+    const now = clockMs(t0);
+    for (let j = 0; j < count; j++) if (engine.processPacket(views[j], now).verdict === 'forward') forwarded++;
+    const ns = Number(process.hrtime.bigint() - t0);
+    engineNs += ns;
+    if (batchNs) batchNs.push(ns);
+    done += count;
+  }
+  return { packets, forwarded, engineNs, copyNs: 0, wallNs: Number(process.hrtime.bigint() - begin) };
+}
+
+/** `count` SYNs of distinct flows into a fresh reference engine, processPacket each; timed. */
+export function referenceNewConnections(Ctor: PacketEngineCtor, syns: Pool, count: number, capacity: number): Timing {
+  const engine = new Ctor({ connCapacity: capacity });
+  engine.restore(seedRules());
+  const t = runReference(engine, syns, 0, count, 256);
+  if (t.forwarded !== count || engine.counters().liveConns !== count) throw new Error(`reference: ${count} SYNs, ${t.forwarded} forwarded, ${engine.counters().liveConns} live`);
+  return t;
+}
+
+/** Heap bytes in use after a full collection (needs node --expose-gc; NaN without it). */
+export function heapAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return NaN;
+  gc(); gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/** The q-quantile (0..1) of samples, nearest rank. */
+export function quantile(samples: ArrayLike<number>, q: number): number {
+  const s = Float64Array.from(samples).sort();
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+// ---- chart ------------------------------------------------------------------------------------
+
+export interface Series { name: string; color: string; points: Array<{ x: number; y: number }> }
+
+const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/**
+ * A hand-written SVG line chart, both axes logarithmic (x: live connections, y: packets/s),
+ * one polyline with dots per series, a legend, grid lines at 1-2-5 steps.
+ */
+export function chartSvg(series: Series[], title: string, xLabel: string, yLabel: string): string {
+  const W = 760, H = 460, L = 80, R = 180, T = 50, B = 60;
+  const pts = series.flatMap((s) => s.points).filter((p) => p.y > 0);
+  const xs = pts.map((p) => p.x), ys = pts.map((p) => p.y);
+  const x0 = Math.log10(Math.min(...xs)), x1 = Math.log10(Math.max(...xs));
+  const y0 = Math.floor(Math.log10(Math.min(...ys))), y1 = Math.ceil(Math.log10(Math.max(...ys)));
+  const px = (x: number) => L + ((Math.log10(x) - x0) / (x1 - x0 || 1)) * (W - L - R);
+  const py = (y: number) => T + (1 - (Math.log10(y) - y0) / (y1 - y0 || 1)) * (H - T - B);
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`);
+  const siY = (v: number) => (v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}K` : `${v}`);
+  for (let e = y0; e <= y1; e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (Math.log10(v) > y1 + 1e-9) continue;
+      const y = py(v).toFixed(1);
+      out.push(`<line x1="${L}" y1="${y}" x2="${W - R}" y2="${y}" stroke="${m === 1 ? '#bbb' : '#e6e6e6'}"/>`);
+      out.push(`<text x="${L - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${siY(v)}</text>`);
+    }
+  }
+  const xTicks = [...new Set(xs)].sort((a, b) => a - b);
+  const siX = (v: number) => (v >= 1 << 20 ? `${v / (1 << 20)}M` : v >= 1024 ? `${v / 1024}K` : `${v}`);
+  for (const v of xTicks) {
+    const x = px(v).toFixed(1);
+    out.push(`<line x1="${x}" y1="${T}" x2="${x}" y2="${H - B}" stroke="#e6e6e6"/>`);
+    out.push(`<text x="${x}" y="${H - B + 18}" text-anchor="middle">${siX(v)}</text>`);
+  }
+  out.push(`<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`);
+  out.push(`<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 16}" text-anchor="middle">${esc(xLabel)}</text>`);
+  out.push(`<text transform="translate(20 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
+  series.forEach((s, i) => {
+    const p = s.points.filter((q) => q.y > 0);
+    if (p.length > 1) out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2.5" points="${p.map((q) => `${px(q.x).toFixed(1)},${py(q.y).toFixed(1)}`).join(' ')}"/>`);
+    for (const q of p) out.push(`<circle cx="${px(q.x).toFixed(1)}" cy="${py(q.y).toFixed(1)}" r="4" fill="${s.color}"><title>${esc(`${s.name}: ${siX(q.x)} live, ${(q.y / 1e6).toFixed(2)} Mpps`)}</title></circle>`);
+    const ly = T + 10 + i * 22;
+    out.push(`<line x1="${W - R + 16}" y1="${ly}" x2="${W - R + 40}" y2="${ly}" stroke="${s.color}" stroke-width="2.5"/>`);
+    out.push(`<text x="${W - R + 46}" y="${ly}" dominant-baseline="middle">${esc(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
 }
 
 // ---- new connections ------------------------------------------------------------------------

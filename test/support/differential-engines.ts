@@ -1,0 +1,19 @@
+// The two engines of the differential runs, configured alike: the WASM Engine and the plain
+// TypeScript reference (test/reference/engine.ts), both with MIXED_OPTIONS and MIXED_RULES.
+import { Engine } from '../../host/engine.js';
+import { ReferenceEngine } from '../reference/engine.js';
+import { MIXED_OPTIONS, MIXED_RULES, type EngineLike } from './mixed-traffic.js';
+
+export function wasmEngine(): EngineLike {
+  const e = new Engine({ ...MIXED_OPTIONS, slotCount: 8 });
+  e.restore(MIXED_RULES);
+  return e;
+}
+
+export function referenceEngine(): EngineLike {
+  const e = new ReferenceEngine(MIXED_OPTIONS);
+  e.restore(MIXED_RULES);
+  return e;
+}
+
+export const ENGINE_NAMES: [string, string] = ['wasm', 'reference'];

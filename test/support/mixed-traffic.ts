@@ -1,0 +1,554 @@
+// Mixed director traffic for the differential tests: a seeded, reactive generator of what a NAT
+// director's wire carries on a bad day. Many clients open TCP connections (handshakes, data both
+// ways, FIN/RST closes in both orders, client ports reused while the old connection sits in
+// TIME_WAIT, packets with odd flag combinations), UDP request/response flows, ICMP errors about
+// known and unknown connections from both sides, persistence (a -p -M service), thresholds
+// (-x/-y), idle gaps past every timeout (and to the millisecond around them), configuration
+// changes (weights incl. 0, real servers deleted and re-added, timeouts, expire_nodest_conn, a
+// scheduler change), SYN bursts that fill the connection table, and malformed and mutated
+// packets (truncations, bit flips in headers and payloads, bad checksums, fragments, IPv6,
+// trailing bytes, Ethernet framing).
+//
+// Reactive: packets from a real server must come from the server the engine chose, so the
+// generator is a generator function the driver resumes with the result of the step it yielded
+// (the first engine's PacketResult for a packet step, undefined otherwise): a forwarded SYN's
+// output names the real server, and the generator remembers it for the connection's replies.
+// A run is deterministic from its seed and the results fed back; the driver records the steps
+// it was given, so a recorded list replays without the generator.
+//
+// Packets come from the packet kit (./packets.ts); ICMP errors are assembled here from kit
+// packets, as a router quotes them. Nothing here reads engine code.
+import type { EngineOptions, PacketResult } from '../../host/engine.js';
+import { prng, randBytes, randInt } from './dataplane.js';
+import { ethernetFrame, ipChecksum, ipv4Packet, IPPROTO_ICMP, l4Checksum, tcpPacket, udpPacket } from './packets.js';
+
+// What both engines of a differential run implement: the subset of Engine's API the
+// reference engine (test/reference/engine.ts) shares.
+import type { EngineLike } from '../reference/engine-like.js';
+export type { EngineLike };
+
+export type Step =
+  | { at: number; action: 'packet'; bytes: Uint8Array; l3Offset?: number; note?: string }
+  | { at: number; action: 'config'; op: (e: EngineLike) => void; describe: string }
+  | { at: number; action: 'expire' };
+
+/** What the driver feeds back after each step: the first engine's result for a packet. */
+export type StepFeedback = PacketResult | undefined;
+
+export const VIP = '202.103.106.5';
+const ROUTER_CLIENT_SIDE = '198.51.100.1';
+const ROUTER_SERVER_SIDE = '172.16.0.254';
+
+/**
+ * The rules every differential run starts from (ipvsadm-save -n syntax). Deterministic
+ * schedulers only (twos draws random numbers). :80 has a real server with thresholds, :443
+ * is persistent per /24, :53 is UDP, :21 uses lc, :8080 has no real server.
+ */
+export const MIXED_RULES = [
+  '-A -t 202.103.106.5:80 -s wrr',
+  '-a -t 202.103.106.5:80 -r 172.16.0.2:80 -m -w 1',
+  '-a -t 202.103.106.5:80 -r 172.16.0.3:8000 -m -w 2',
+  '-a -t 202.103.106.5:80 -r 172.16.0.4:80 -m -w 3 -x 4 -y 2',
+  '-A -t 202.103.106.5:443 -s wlc -p 120 -M 255.255.255.0',
+  '-a -t 202.103.106.5:443 -r 172.16.0.5:443 -m -w 1',
+  '-a -t 202.103.106.5:443 -r 172.16.0.6:443 -m -w 1',
+  '-A -u 202.103.106.5:53 -s rr',
+  '-a -u 202.103.106.5:53 -r 172.16.0.7:53 -m -w 1',
+  '-a -u 202.103.106.5:53 -r 172.16.0.8:5353 -m -w 1',
+  '-A -t 202.103.106.5:21 -s lc',
+  '-a -t 202.103.106.5:21 -r 172.16.0.3:21 -m -w 1',
+  '-A -t 202.103.106.5:8080 -s rr',
+].join('\n') + '\n';
+
+/** Timeouts short enough that idle gaps pass them often; a small table so bursts fill it. */
+export const MIXED_OPTIONS: Pick<EngineOptions, 'connCapacity' | 'timeouts' | 'expireNodestConn'> = {
+  connCapacity: 256,
+  timeouts: { tcp: 120, tcpfin: 30, udp: 40 },
+  expireNodestConn: false,
+};
+
+interface DestModel { daddr: string; dport: number; weight: number; x?: number; y?: number; present: boolean }
+interface ServiceModel { protocol: 'tcp' | 'udp'; vport: number; scheduler: string; persistence?: number; netmask?: string; dests: DestModel[] }
+
+function model(): ServiceModel[] {
+  return [
+    { protocol: 'tcp', vport: 80, scheduler: 'wrr', dests: [
+      { daddr: '172.16.0.2', dport: 80, weight: 1, present: true },
+      { daddr: '172.16.0.3', dport: 8000, weight: 2, present: true },
+      { daddr: '172.16.0.4', dport: 80, weight: 3, x: 4, y: 2, present: true },
+    ] },
+    { protocol: 'tcp', vport: 443, scheduler: 'wlc', persistence: 120, netmask: '255.255.255.0', dests: [
+      { daddr: '172.16.0.5', dport: 443, weight: 1, present: true },
+      { daddr: '172.16.0.6', dport: 443, weight: 1, present: true },
+    ] },
+    { protocol: 'udp', vport: 53, scheduler: 'rr', dests: [
+      { daddr: '172.16.0.7', dport: 53, weight: 1, present: true },
+      { daddr: '172.16.0.8', dport: 5353, weight: 1, present: true },
+    ] },
+    { protocol: 'tcp', vport: 21, scheduler: 'lc', dests: [{ daddr: '172.16.0.3', dport: 21, weight: 1, present: true }] },
+  ];
+}
+
+type Phase = 'syn' | 'synack' | 'ack' | 'est' | 'finC' | 'finS' | 'lastAckC' | 'lastAckS';
+
+interface Flow {
+  proto: 'tcp' | 'udp';
+  caddr: string;
+  cport: number;
+  vport: number;
+  /** The real server the engine chose (from the forwarded first packet), if any. */
+  daddr?: string;
+  dport?: number;
+  phase: Phase;
+  cseq: number;
+  sseq: number;
+}
+
+export interface TrafficOptions {
+  seed: number;
+  /** Steps to generate. */
+  steps: number;
+  /** Distinct client addresses (default 40, spread over a few /24s for persistence). */
+  clients?: number;
+  /** Engine time of the first step, ms (default 1,000,000). */
+  startMs?: number;
+  /** false: no traffic to the persistent service (:443), to look past a known disagreement there. */
+  persistence?: boolean;
+}
+
+// Idle gaps: past CLOSE (10 s), tcpfin (30 s), udp (40 s), SYN_RECV (60 s), TIME_WAIT and tcp
+// and persistence (120 s), well past all; and a few to the millisecond around them.
+const GAPS_MS = [5_000, 15_000, 35_000, 45_000, 65_000, 125_000, 200_000, 1_000_000];
+const EXACT_GAPS_MS = [10_000, 30_000, 40_000, 60_000, 120_000];
+
+/**
+ * The generator. Yields steps; resume it with the first engine's result of each step (see
+ * StepFeedback). Ends after `steps` steps.
+ */
+export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeedback> {
+  const rand = prng(o.seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const chance = (p: number) => rand() < p;
+  const clients: string[] = [];
+  const nClients = o.clients ?? 40;
+  for (let i = 0; i < nClients; i++) clients.push(`203.0.${113 + (i % 4)}.${10 + Math.floor(i / 4)}`);
+  const services = model();
+  let now = o.startMs ?? 1_000_000;
+  let produced = 0;
+  const flows: Flow[] = [];
+  /** (caddr, cport) pairs of closed TCP connections, likely still in TIME_WAIT. */
+  const closed: { caddr: string; cport: number; vport: number }[] = [];
+  /** Recent valid packets, the raw material of mutations. */
+  const recent: Uint8Array[] = [];
+  let nextPort = 1024 + randInt(rand, 0, 20000);
+  let nodest = false;
+  /** Where the IP header of the last packet step starts (an Ethernet-framed step: 14 or 18). */
+  let lastL3 = 0;
+
+  const remember = (p: Uint8Array) => {
+    recent.push(p);
+    if (recent.length > 64) recent.shift();
+  };
+  const newPort = () => {
+    nextPort = nextPort >= 65535 ? 1024 : nextPort + 1;
+    return nextPort;
+  };
+  const seq = () => randInt(rand, 0, 0xffffffff);
+  const payload = () => randBytes(rand, pick([0, 0, 1, 7, 100, 536, 1400]));
+
+  function clientTcp(f: Flow, flags: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
+    const p = tcpPacket({ src: f.caddr, dst: VIP, sport: f.cport, dport: f.vport, flags, seq: f.cseq >>> 0, ack: f.sseq >>> 0, payload: data, df: chance(0.5), id: randInt(rand, 0, 0xffff) });
+    f.cseq = (f.cseq + data.length + (flags.includes('S') || flags.includes('F') ? 1 : 0)) >>> 0;
+    return p;
+  }
+  function serverTcp(f: Flow, flags: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
+    const p = tcpPacket({ src: f.daddr!, dst: f.caddr, sport: f.dport!, dport: f.cport, flags, seq: f.sseq >>> 0, ack: f.cseq >>> 0, payload: data, df: chance(0.5), id: randInt(rand, 0, 0xffff) });
+    f.sseq = (f.sseq + data.length + (flags.includes('S') || flags.includes('F') ? 1 : 0)) >>> 0;
+    return p;
+  }
+
+  /** Yields one packet step and returns the first engine's result. */
+  function* packet(bytes: Uint8Array, note: string, valid = true): Generator<Step, StepFeedback, StepFeedback> {
+    if (valid) remember(bytes);
+    // Now and then the same packet inside an Ethernet frame (l3Offset 14), padded or tagged.
+    if (valid && chance(0.05)) {
+      const vlan = chance(0.3) ? randInt(rand, 1, 4094) : undefined;
+      const frame = ethernetFrame(bytes, { pad: chance(0.5), vlan });
+      produced++;
+      lastL3 = vlan === undefined ? 14 : 18;
+      return yield { at: now, action: 'packet', bytes: frame, l3Offset: vlan === undefined ? 14 : 18, note: `${note} (in an Ethernet frame)` };
+    }
+    produced++;
+    lastL3 = 0;
+    return yield { at: now, action: 'packet', bytes, note };
+  }
+
+  function* config(op: (e: EngineLike) => void, describe: string): Generator<Step, void, StepFeedback> {
+    produced++;
+    yield { at: now, action: 'config', op, describe };
+  }
+
+  /** The real server a forwarded client packet went to, from its rewritten destination. */
+  function learn(f: Flow, r: StepFeedback, l3 = 0): void {
+    if (!r || r.verdict !== 'forward' || r.reply || !r.newConnection) return;
+    const p = r.packet;
+    f.daddr = `${p[l3 + 16]}.${p[l3 + 17]}.${p[l3 + 18]}.${p[l3 + 19]}`;
+    const ihl = (p[l3] & 0x0f) * 4;
+    f.dport = p[l3 + ihl + 2] * 256 + p[l3 + ihl + 3];
+  }
+
+  function* clientPacket(f: Flow, bytes: Uint8Array, note: string): Generator<Step, void, StepFeedback> {
+    const r = yield* packet(bytes, note);
+    learn(f, r, lastL3);
+  }
+
+  function openTcp(): Flow {
+    const svc = o.persistence === false ? pick([80, 80, 80, 21, 8080]) : pick([80, 80, 80, 443, 443, 21, 8080]);
+    let caddr = pick(clients);
+    let cport = newPort();
+    let vport = svc;
+    if (closed.length > 0 && chance(0.3)) {
+      // Port reuse while the old connection is (probably) in TIME_WAIT.
+      const c = closed.splice(randInt(rand, 0, closed.length - 1), 1)[0];
+      caddr = c.caddr;
+      cport = c.cport;
+      vport = c.vport;
+    }
+    return { proto: 'tcp', caddr, cport, vport, phase: 'syn', cseq: seq(), sseq: seq() };
+  }
+
+  function close(f: Flow): void {
+    flows.splice(flows.indexOf(f), 1);
+    if (f.proto === 'tcp') {
+      closed.push({ caddr: f.caddr, cport: f.cport, vport: f.vport });
+      if (closed.length > 50) closed.shift();
+    }
+  }
+
+  /** One step of a TCP flow's life, by phase. */
+  function* advanceTcp(f: Flow): Generator<Step, void, StepFeedback> {
+    const id = `${f.caddr}:${f.cport}->:${f.vport}`;
+    const server = f.daddr !== undefined;
+    switch (f.phase) {
+      case 'syn':
+        yield* clientPacket(f, clientTcp(f, 'S'), `${id} SYN`);
+        f.phase = 'synack';
+        return;
+      case 'synack':
+        if (!server || chance(0.1)) {
+          // No server chose it (or the SYN-ACK was lost): the client retransmits, then gives up.
+          if (chance(0.5)) { f.cseq = (f.cseq - 1) >>> 0; yield* clientPacket(f, clientTcp(f, 'S'), `${id} SYN again`); } else close(f);
+          return;
+        }
+        yield* packet(serverTcp(f, 'SA'), `${id} SYN-ACK from ${f.daddr}:${f.dport}`);
+        f.phase = 'ack';
+        return;
+      case 'ack':
+        yield* clientPacket(f, clientTcp(f, 'A'), `${id} ACK`);
+        f.phase = 'est';
+        return;
+      case 'est': {
+        const r = rand();
+        if (r < 0.35) yield* clientPacket(f, clientTcp(f, 'PA', payload()), `${id} client data`);
+        else if (r < 0.7 && server) yield* packet(serverTcp(f, 'PA', payload()), `${id} server data`);
+        else if (r < 0.8) { yield* clientPacket(f, clientTcp(f, 'FA'), `${id} client FIN`); f.phase = 'finC'; }
+        else if (r < 0.88 && server) { yield* packet(serverTcp(f, 'FA'), `${id} server FIN`); f.phase = 'finS'; }
+        else if (r < 0.93) { yield* clientPacket(f, clientTcp(f, chance(0.5) ? 'R' : 'RA'), `${id} client RST`); close(f); }
+        else if (server) { yield* packet(serverTcp(f, 'R'), `${id} server RST`); close(f); }
+        else yield* clientPacket(f, clientTcp(f, 'A'), `${id} client ACK`);
+        return;
+      }
+      case 'finC':
+        if (!server) { yield* clientPacket(f, clientTcp(f, 'A'), `${id} client ACK after FIN`); close(f); return; }
+        if (chance(0.3)) { yield* packet(serverTcp(f, 'PA', payload()), `${id} server data after client FIN`); return; }
+        yield* packet(serverTcp(f, 'FA'), `${id} server FIN`);
+        f.phase = 'lastAckC';
+        return;
+      case 'finS':
+        if (chance(0.3)) { yield* clientPacket(f, clientTcp(f, 'PA', payload()), `${id} client data after server FIN`); return; }
+        yield* clientPacket(f, clientTcp(f, 'FA'), `${id} client FIN`);
+        f.phase = 'lastAckS';
+        return;
+      case 'lastAckC':
+        yield* clientPacket(f, clientTcp(f, 'A'), `${id} client last ACK`);
+        close(f);
+        return;
+      case 'lastAckS':
+        if (server) yield* packet(serverTcp(f, 'A'), `${id} server last ACK`);
+        close(f);
+        return;
+    }
+  }
+
+  function* advanceUdp(f: Flow): Generator<Step, void, StepFeedback> {
+    const id = `${f.caddr}:${f.cport}->udp:${f.vport}`;
+    if (f.daddr === undefined || chance(0.5)) {
+      const p = udpPacket({ src: f.caddr, dst: VIP, sport: f.cport, dport: f.vport, payload: payload(), zeroChecksum: chance(0.1) });
+      yield* clientPacket(f, p, `${id} request`);
+    } else {
+      const p = udpPacket({ src: f.daddr, dst: f.caddr, sport: f.dport!, dport: f.cport, payload: payload(), zeroChecksum: chance(0.1) });
+      yield* packet(p, `${id} response from ${f.daddr}:${f.dport}`);
+    }
+    if (chance(0.08)) close(f);
+  }
+
+  /** A TCP packet of a flow with arbitrary flags, from either side: the state table's corners. */
+  function* chaos(f: Flow): Generator<Step, void, StepFeedback> {
+    const flags = pick(['S', 'SA', 'A', 'F', 'FA', 'R', 'RA', 'SF', 'SR', 'FR', 'PA', '', 'U', 'EC', 'SAFRPU']);
+    if (f.daddr !== undefined && chance(0.5)) yield* packet(serverTcp(f, flags), `odd flags '${flags}' from the server`);
+    else yield* clientPacket(f, clientTcp(f, flags), `odd flags '${flags}' from the client`);
+  }
+
+  function icmpError(src: string, dst: string, type: number, code: number, rest: number, quoted: Uint8Array): Uint8Array {
+    const body = new Uint8Array(8 + quoted.length);
+    body[0] = type;
+    body[1] = code;
+    body[4] = (rest >>> 24) & 0xff;
+    body[5] = (rest >>> 16) & 0xff;
+    body[6] = (rest >>> 8) & 0xff;
+    body[7] = rest & 0xff;
+    body.set(quoted, 8);
+    const p = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, ttl: 60, payload: body });
+    const sum = l4Checksum(p);
+    p[22] = sum >> 8;
+    p[23] = sum & 0xff;
+    return p;
+  }
+
+  /** ICMP errors about a flow, both directions, or about a connection nobody has. */
+  function* icmp(f: Flow | undefined): Generator<Step, void, StepFeedback> {
+    const quoteLen = pick([8, 8, 20, 28]);
+    const mtu = pick([576, 1280, 1400, 1492]);
+    const [type, code] = pick([[3, 4], [3, 4], [3, 4], [11, 0], [3, 3], [3, 1], [12, 0], [4, 0]] as const);
+    const rest = type === 3 && code === 4 ? mtu : 0;
+    const build = (o: { src: string; dst: string; sport: number; dport: number }, proto: 'tcp' | 'udp') => {
+      const p = proto === 'tcp'
+        ? tcpPacket({ ...o, flags: 'PA', seq: seq(), ack: seq(), df: true, payload: randBytes(rand, 40) })
+        : udpPacket({ ...o, payload: randBytes(rand, 40) });
+      return p.slice(0, 20 + Math.min(quoteLen, p.length - 20));
+    };
+    if (!f || f.daddr === undefined || chance(0.15)) {
+      // About an unknown connection: either direction, random ports.
+      const proto = chance(0.7) ? 'tcp' : 'udp';
+      const caddr = pick(clients);
+      if (chance(0.5)) {
+        const q = build({ src: VIP, dst: caddr, sport: pick([80, 53, 9999]), dport: randInt(rand, 1024, 65535) }, proto);
+        yield* packet(icmpError(ROUTER_CLIENT_SIDE, VIP, type, code, rest, q), `ICMP ${type}/${code} about an unknown connection, to the VIP`);
+      } else {
+        const q = build({ src: caddr, dst: pick(['172.16.0.2', '172.16.0.7']), sport: randInt(rand, 1024, 65535), dport: pick([80, 53]) }, proto);
+        yield* packet(icmpError(pick([ROUTER_SERVER_SIDE, '172.16.0.2']), caddr, type, code, rest, q), `ICMP ${type}/${code} about an unknown connection, from the server side`);
+      }
+      return;
+    }
+    if (chance(0.5)) {
+      // A router near the client about a reply the director sent (VIP -> client).
+      const q = build({ src: VIP, dst: f.caddr, sport: f.vport, dport: f.cport }, f.proto);
+      yield* packet(icmpError(ROUTER_CLIENT_SIDE, VIP, type, code, rest, q), `ICMP ${type}/${code} about ${f.caddr}:${f.cport}'s reply, to the VIP`);
+    } else {
+      // A router (or the server) behind the director about a request it forwarded.
+      const q = build({ src: f.caddr, dst: f.daddr, sport: f.cport, dport: f.dport! }, f.proto);
+      yield* packet(icmpError(chance(0.5) ? ROUTER_SERVER_SIDE : f.daddr, f.caddr, type, code, rest, q), `ICMP ${type}/${code} about ${f.caddr}:${f.cport}'s request, from the server side`);
+    }
+  }
+
+  /** A recent valid packet, broken one way or another. */
+  function mutate(): { bytes: Uint8Array; note: string } {
+    const base = recent.length > 0 ? pick(recent) : tcpPacket({ src: pick(clients), dst: VIP, sport: 1, dport: 80, flags: 'S' });
+    const p = base.slice();
+    const ihl = (p[0] & 0x0f) * 4;
+    const fixIp = () => {
+      const hl = (p[0] & 0x0f) * 4; // as mutated
+      if (hl >= 20 && p.length >= hl) { const s = ipChecksum(p); p[10] = s >> 8; p[11] = s & 0xff; }
+    };
+    switch (randInt(rand, 0, 12)) {
+      case 0: {
+        const n = randInt(rand, 0, p.length - 1);
+        return { bytes: p.slice(0, n), note: `truncated to ${n} bytes` };
+      }
+      case 1: {
+        const at = randInt(rand, 0, Math.min(p.length, 40) - 1);
+        const bit = randInt(rand, 0, 7);
+        p[at] ^= 1 << bit;
+        return { bytes: p, note: `header bit ${bit} of byte ${at} flipped` };
+      }
+      case 2: {
+        const at = randInt(rand, 0, Math.min(p.length, 40) - 1);
+        const bit = randInt(rand, 0, 7);
+        p[at] ^= 1 << bit;
+        fixIp();
+        return { bytes: p, note: `header bit ${bit} of byte ${at} flipped, IP checksum fixed` };
+      }
+      case 3: {
+        const at = randInt(rand, 0, p.length - 1);
+        p[at] ^= 1 << randInt(rand, 0, 7);
+        return { bytes: p, note: `bit flipped in byte ${at}` };
+      }
+      case 4:
+        p[11] ^= 0x01;
+        return { bytes: p, note: 'bad IP checksum' };
+      case 5: {
+        const off = p[9] === 6 ? 16 : p[9] === 17 ? 6 : 2;
+        if (ihl + off + 1 < p.length) p[ihl + off + 1] ^= 0x40;
+        return { bytes: p, note: 'bad L4 checksum' };
+      }
+      case 6: {
+        // A fragment: MF, or an offset, IP checksum fixed so the fragment check is what decides.
+        const first = chance(0.5);
+        p[6] = (p[6] & 0x40) | (first ? 0x20 : randInt(rand, 0, 0x1f));
+        if (!first) p[7] = randInt(rand, 1, 255);
+        fixIp();
+        return { bytes: p, note: first ? 'first fragment (MF)' : 'later fragment' };
+      }
+      case 7: {
+        const v6 = new Uint8Array(40 + randInt(rand, 0, 40));
+        v6[0] = 0x60;
+        v6[4] = 0; v6[5] = v6.length - 40;
+        v6[6] = pick([6, 17, 58]);
+        v6[7] = 64;
+        return { bytes: v6, note: 'an IPv6 packet' };
+      }
+      case 8: {
+        const extra = randBytes(rand, randInt(rand, 1, 3));
+        const out = new Uint8Array(p.length + extra.length);
+        out.set(p);
+        out.set(extra, p.length);
+        return { bytes: out, note: `${extra.length} trailing byte(s) past total length` };
+      }
+      case 9: {
+        const len = p[2] * 256 + p[3] + pick([-9, -1, 1, 7, 300]);
+        p[2] = (len >> 8) & 0xff;
+        p[3] = len & 0xff;
+        fixIp();
+        return { bytes: p, note: `total length set to ${len & 0xffff}` };
+      }
+      case 10: {
+        p[0] = (p[0] & 0xf0) | pick([0, 4, 6, 15]);
+        return { bytes: p, note: `IHL set to ${p[0] & 0x0f}` };
+      }
+      case 11: {
+        if (p[9] === 6 && p.length > ihl + 12) {
+          p[ihl + 12] = (p[ihl + 12] & 0x0f) | (pick([0, 4, 6, 15]) << 4);
+          return { bytes: p, note: `TCP data offset set to ${p[ihl + 12] >> 4}` };
+        }
+        if (p[9] === 17 && p.length > ihl + 5) {
+          p[ihl + 4] = 0;
+          p[ihl + 5] = pick([0, 7, 9, 255]);
+          return { bytes: p, note: `UDP length set to ${p[ihl + 5]}` };
+        }
+        p[9] = pick([47, 50, 132]);
+        fixIp();
+        return { bytes: p, note: `protocol set to ${p[9]}` };
+      }
+      default: {
+        const junk = randBytes(rand, randInt(rand, 0, 80));
+        if (junk.length > 0 && chance(0.5)) junk[0] = 0x45;
+        return { bytes: junk, note: `${junk.length} random bytes` };
+      }
+    }
+  }
+
+  /** A configuration change, chosen so it is valid against the model (mostly). */
+  function* configChange(): Generator<Step, void, StepFeedback> {
+    const svc = pick(o.persistence === false ? services.filter((x) => x.persistence === undefined) : services);
+    const key = { protocol: svc.protocol, vaddr: VIP, vport: svc.vport };
+    const d = pick(svc.dests);
+    // Lean towards undoing a quiesced or deleted server, or the services soon have none left.
+    const r = (!d.present || d.weight === 0) && chance(0.6) ? 0.6 : rand();
+    const spec = (x: DestModel) => ({ daddr: x.daddr, dport: x.dport, weight: x.weight, ...(x.x ? { upperThreshold: x.x } : {}), ...(x.y ? { lowerThreshold: x.y } : {}) });
+    if ((r < 0.35 || (r < 0.75 && d.weight === 0)) && d.present) {
+      d.weight = d.weight === 0 ? pick([1, 2, 3]) : pick([0, 1, 2, 3, 5]);
+      const s = spec(d);
+      yield* config((e) => e.editDest(key, s), `editDest ${svc.protocol} ${VIP}:${svc.vport} ${d.daddr}:${d.dport} weight ${d.weight}`);
+    } else if (r < 0.55 && d.present) {
+      d.present = false;
+      yield* config((e) => e.delDest(key, { daddr: d.daddr, dport: d.dport }), `delDest ${svc.protocol} ${VIP}:${svc.vport} ${d.daddr}:${d.dport}`);
+    } else if (r < 0.75 && !d.present) {
+      d.present = true;
+      d.weight = pick([1, 2, 3]);
+      const s = spec(d);
+      yield* config((e) => e.addDest(key, s), `addDest ${svc.protocol} ${VIP}:${svc.vport} ${d.daddr}:${d.dport} weight ${d.weight}`);
+    } else if (r < 0.82) {
+      const t = { tcp: pick([0, 60, 120, 900]), tcpfin: pick([0, 10, 30, 120]), udp: pick([0, 20, 40, 300]) };
+      yield* config((e) => e.setTimeouts(t), `setTimeouts tcp ${t.tcp} tcpfin ${t.tcpfin} udp ${t.udp}`);
+    } else if (r < 0.88) {
+      nodest = !nodest;
+      const on = nodest;
+      yield* config((e) => e.setExpireNodestConn(on), `setExpireNodestConn ${on}`);
+    } else if (r < 0.94 && svc.vport === 80) {
+      svc.scheduler = pick(['wrr', 'rr', 'wlc', 'lc', 'sh']);
+      const s = { protocol: svc.protocol, vaddr: VIP, vport: svc.vport, scheduler: svc.scheduler };
+      yield* config((e) => e.editService(s), `editService ${svc.protocol} ${VIP}:${svc.vport} -s ${svc.scheduler}`);
+    } else if (d.present && d.x !== undefined) {
+      d.x = pick([1, 2, 4]);
+      d.y = pick([0, 1]);
+      const s = spec(d);
+      yield* config((e) => e.editDest(key, s), `editDest ${svc.protocol} ${VIP}:${svc.vport} ${d.daddr}:${d.dport} -x ${d.x} -y ${d.y}`);
+    } else {
+      // An operation the engines must both refuse: a real server that is not there.
+      yield* config((e) => e.delDest(key, { daddr: '10.99.99.99', dport: 1 }), `delDest ${svc.protocol} ${VIP}:${svc.vport} 10.99.99.99:1 (absent)`);
+    }
+  }
+
+  /** Time passes (the driver may walk it in expire() ticks: DifferentialOptions.idleTickMs). */
+  function* idle(gap: number): Generator<Step, void, StepFeedback> {
+    now += gap;
+  }
+
+  while (produced < o.steps) {
+    now += pick([0, 0, 1, 1, 2, 5, 10, 20, 50]);
+    const r = rand();
+    if (r < 0.005) {
+      const gap = pick(GAPS_MS);
+      yield* idle(gap);
+      // Most clients gave up during a long silence; the rest carry on into no-conn paths.
+      if (gap > 60_000) for (const f of [...flows]) if (chance(0.7)) close(f);
+      produced++;
+      yield { at: now, action: 'expire' };
+    } else if (r < 0.008) {
+      // To the millisecond around a timeout since the last packet.
+      yield* idle(pick(EXACT_GAPS_MS) + pick([-1, 0, 1]));
+    } else if (r < 0.02) {
+      yield* configChange();
+    } else if (r < 0.13 || flows.length === 0) {
+      if (chance(0.75)) {
+        const f = openTcp();
+        flows.push(f);
+        yield* advanceTcp(f);
+      } else {
+        const f: Flow = { proto: 'udp', caddr: pick(clients), cport: newPort(), vport: chance(0.97) ? 53 : 54, phase: 'est', cseq: 0, sseq: 0 };
+        flows.push(f);
+        yield* advanceUdp(f);
+      }
+    } else if (r < 0.72) {
+      const f = pick(flows);
+      if (f.proto === 'tcp') yield* advanceTcp(f); else yield* advanceUdp(f);
+    } else if (r < 0.77) {
+      const f = pick(flows);
+      if (f.proto === 'tcp') yield* chaos(f); else yield* advanceUdp(f);
+    } else if (r < 0.83) {
+      yield* icmp(flows.length > 0 ? pick(flows) : undefined);
+    } else if (r < 0.95) {
+      const m = mutate();
+      yield* packet(m.bytes, `mutated: ${m.note}`, false);
+    } else if (r < 0.954) {
+      // A SYN burst from many ports: fills the small table (table-full drops).
+      const n = chance(0.5) ? randInt(rand, 150, 300) : randInt(rand, 10, 60);
+      for (let i = 0; i < n && produced < o.steps; i++) {
+        const f = openTcp();
+        flows.push(f);
+        yield* advanceTcp(f);
+        if (chance(0.7)) close(f);
+      }
+    } else if (r < 0.97) {
+      // Stray packets: a server talking about a connection nobody opened, a port with no service.
+      const c = pick(clients);
+      if (chance(0.5)) yield* packet(tcpPacket({ src: '172.16.0.2', dst: c, sport: 80, dport: randInt(rand, 1024, 65535), flags: pick(['SA', 'A', 'PA', 'R']) }), 'stray packet from a real server');
+      else yield* packet(tcpPacket({ src: c, dst: VIP, sport: newPort(), dport: pick([22, 81, 8080]), flags: 'S' }), 'SYN to a port without service (or without real server)');
+    } else {
+      // Quiet time for a flow: a few more packets of others, then it may time out.
+      const f = pick(flows);
+      if (f.proto === 'tcp') yield* chaos(f); else yield* advanceUdp(f);
+    }
+    while (flows.length > 200) close(flows[0]);
+  }
+}
