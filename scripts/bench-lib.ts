@@ -472,7 +472,7 @@ const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
  * one polyline with dots per series, a legend, grid lines at 1-2-5 steps.
  */
 export function chartSvg(series: Series[], title: string, xLabel: string, yLabel: string): string {
-  const W = 760, H = 460, L = 80, R = 180, T = 50, B = 60;
+  const W = 820, H = 460, L = 80, R = 230, T = 50, B = 60; // R: room for the legend
   const pts = series.flatMap((s) => s.points).filter((p) => p.y > 0);
   const xs = pts.map((p) => p.x), ys = pts.map((p) => p.y);
   const x0 = Math.log10(Math.min(...xs)), x1 = Math.log10(Math.max(...xs));

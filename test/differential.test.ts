@@ -39,8 +39,8 @@ test('found by the fuzz (seed 1): after one long idle gap, a persistence templat
   // its template 120 s), then nothing until one expire() 125.7 s later. With kernel timers
   // the connection expires at +60 s (the template's n_control drops to 0) and the template at
   // +120 s is freed (ip_vs_conn_expire). The reference does that; the WASM engine, visiting
-  // the template first in the one long expire() call, still sees it in control and restarts
-  // it for another 120 s.
+  // the template first in the one long expire() call, saw it still in control and restarted
+  // it for another 120 s (fixed in 590158a: expiry in time order over any gap).
   const syn = fromHex('45000028f93840004006cf1bcb00730eca676a05361201bb97f63e7f8adc60175002ffff44300000');
   const steps: Step[] = [
     { at: 1257236, action: 'packet', bytes: syn, note: '203.0.115.14:13842->:443 SYN' },
