@@ -6,13 +6,12 @@
 // schedulers (host/schedulers), rules parser, addresses and errors.
 //
 // Deliberate differences from the data plane, none visible through EngineLike:
-// - expiry has no per-call budget (the data plane handles at most 4096 records per call);
-// - due records are handled in order of their expiry time, as IPVS's per-connection timers
-//   fire (the data plane's wheel visits them by the tick they were armed at, which lazy
-//   re-arming makes earlier: a template can then be freed before the connection it still
-//   controlled; test/reference.test.ts shows the case);
-// - a persistence template holds its dest record itself (as IPVS's cp->dest does): a record
-//   reused for another server does not carry old templates along.
+// - expiry has no per-call budget (the data plane handles at most 4096 records per call), so
+//   the two can differ when more than that falls due at once;
+// - expiry is a heap ordered by expiry time, as IPVS's per-connection timers fire; the data
+//   plane's timer wheel reaches the same order (test/reference.test.ts holds the cases that
+//   once differed: a template and its connection due in one long gap, and a template whose
+//   dest record was reused).
 import type {
   ConnInfo, Counters, DestInfo, DestKey, PacketResult, ServiceInfo, ServiceKey, Timeouts,
 } from '../../host/engine.js';
