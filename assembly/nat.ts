@@ -28,7 +28,7 @@ import {
 } from './conn';
 import {
   CONN_CADDR, CONN_CPORT, CONN_DADDR, CONN_DEST, CONN_DPORT, CONN_EXPIRES, CONN_FLAGS,
-  CONN_F_HASHED, CONN_F_INACTIVE, CONN_F_TEMPLATE, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
+  CONN_F_HASHED, CONN_F_INACTIVE, CONN_F_TEMPLATE, CONN_F_TIMER, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
   COUNTER_CONN_EXPIRED, COUNTER_CONN_NEW, COUNTER_CONN_REUSED, COUNTER_EVENTS_LOST,
   COUNTER_FORWARD_IN, COUNTER_FORWARD_OUT, CTRL_EVENT_MASK, CTRL_EVENT_READ, CTRL_EVENT_WRITE,
   CTRL_SETTINGS, DESC_CONN, DESC_FLAGS, DESC_F_CSUM_PARTIAL, DESC_F_NEW_CONN, DESC_F_REPLY,
@@ -164,12 +164,17 @@ function templateRelease(idx: u32): void {
   connFree(idx);
 }
 
-/** One of template `t`'s connections is gone; a template already retired goes with its last. */
+/**
+ * One of template `t`'s connections is gone; a template already retired goes with its last.
+ * Not while the wheel holds it (timer flag clear: it is due in the tick being run, and is
+ * released there), or the wheel would walk a freed record.
+ */
 function templateDetach(t: u32): void {
   const link = linkAddr(t);
   const n = load<u32>(link + LINK_N_CONTROL) - 1;
   store<u32>(link + LINK_N_CONTROL, n);
-  if (n == 0 && !(load<u16>(connAddr(t) + CONN_FLAGS) & CONN_F_HASHED)) templateRelease(t);
+  const flags = load<u16>(connAddr(t) + CONN_FLAGS);
+  if (n == 0 && !(flags & CONN_F_HASHED) && (flags & CONN_F_TIMER)) templateRelease(t);
 }
 
 /** The wheel reached a template: it lives on while it controls connections (expire_later). */

@@ -5,7 +5,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Engine, type ServiceKey } from '../host/engine.js';
 import { RS2, RS3, SMALL, VIP } from './support/dataplane.js';
-import { decode, tcpPacket, udpPacket } from './support/packets.js';
+import { decode, fromHex, tcpPacket, udpPacket } from './support/packets.js';
+import { MIXED_OPTIONS, MIXED_RULES } from './support/mixed-traffic.js';
+import { ReferenceEngine } from './reference/engine.js';
+import type { EngineLike } from './reference/engine-like.js';
 
 const T0 = 9_000_000;
 const HTTP: ServiceKey = { protocol: 'tcp', vaddr: VIP, vport: 80 };
@@ -151,6 +154,36 @@ test('-o (one-packet scheduling, UDP): every datagram is scheduled and no connec
   assert.is(c.connsCreated, 3);
   assert.is(c.connsExpired, 3);
   assert.match(e.save(), /-A -u 202\.103\.106\.5:53 -s rr -o\n/);
+});
+
+test('found by the fuzz: a retired template due in the same tick as its last connection is released once, not walked freed', () => {
+  // Template 203.0.114.0/24 -> 172.16.0.6 controls two connections; .6 is deleted; a SYN from
+  // the same /24 retires the template (still controlling one) and makes another. Much later,
+  // in one 5-second expiry step, the old template falls due and its last connection expires:
+  // releasing the template from that connection while the wheel held it as deferred walked a
+  // freed record (an out-of-bounds trap). The engines must agree and nothing may throw.
+  const steps: Array<[number, string, number?]> = [
+    [5209943, '020000000002020000000001080045000028210400004006e84ccb007212ca676a0554da01bb554f294421ead9555002ffff6dfa0000000000000000', 14],
+    [5226324, '45000028e036000040062922cb00720aca676a05569d01bb548e234b5347adcd5002ffff6d240000'],
+    [5226324, '4500002810ce40004006b882cb007212ca676a0554da01bb554f294521ead9565010ffff6dea0000'],
+    [5241454, 'delete 172.16.0.6'],
+    [5288575, '45000028583000004006b124cb00720eca676a05554801bb44553cebe8d930585002ffff4cb10000'],
+  ];
+  const engines: EngineLike[] = [new Engine(MIXED_OPTIONS), new ReferenceEngine(MIXED_OPTIONS)];
+  for (const e of engines) e.restore(MIXED_RULES);
+  let last = 0;
+  const tick = (until: number) => { for (let t = last + 5000; last && t < until; t += 5000) for (const e of engines) e.expire(t); };
+  for (const [t, what, l3] of steps) {
+    tick(t);
+    last = t;
+    for (const e of engines) {
+      if (what.startsWith('delete')) e.delDest({ protocol: 'tcp', vaddr: VIP, vport: 443 }, { daddr: '172.16.0.6', dport: 443 });
+      else e.processPacket(fromHex(what), t, l3 ?? 0);
+    }
+  }
+  tick(6_289_869);
+  const seen = engines.map((e) => e.connections(6_289_869).map((c) => `${c.caddr}:${c.cport}>${c.daddr}${c.template ? ' T' : ''}`).sort());
+  assert.equal(seen[0], seen[1]);
 });
 
 test.run();
