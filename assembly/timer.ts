@@ -134,24 +134,24 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, 
     if (<u32>timeDiff(now, hand) <= skip) { hand = now; break; }
     const tick = hand + 1 + skip;
     const bucket = bucketAddr(tick);
-    // Detach the bucket: re-linked records land on a fresh list and are not seen twice.
-    let cur = load<u32>(bucket);
-    store<u32>(bucket, 0);
-    clearBucket(tick);
-    let deferred: u32 = 0; // records that asked to go after the rest of this tick's
-    while (cur != 0) {
+    // Records are taken off the bucket's head one at a time, each properly unlinked, so that
+    // whatever a release does to the others (a template going with its last connection) it
+    // does to well-formed lists. Records held back meanwhile are in no list, timer flag clear:
+    let deferred: u32 = 0; //  due, asked to go after the rest of this tick's (templates)
+    let postponed: u32 = 0; // not due, their expiry falls in this same bucket a turn later
+    while (true) {
+      const head = load<u32>(bucket);
+      if (head == 0) break;
       if (budget == 0) {
-        reattach(tick, cur);
+        relinkPostponed(postponed);
         store<u32>(CTRL + CTRL_WHEEL_TICK, hand);
         runDeferred(deferred, tick, onExpire);
         return 1;
       }
       budget--;
-      const idx = cur - 1;
-      const c = connAddr(idx);
-      cur = load<u32>(linkAddr(idx) + LINK_NEXT);
-      store<u16>(c + CONN_FLAGS, load<u16>(c + CONN_FLAGS) & ~CONN_F_TIMER);
-      const expires = load<u32>(c + CONN_EXPIRES);
+      const idx = head - 1;
+      timerUnlink(idx);
+      const expires = load<u32>(connAddr(idx) + CONN_EXPIRES);
       // Due by this bucket's tick, not merely by `now`: a record whose expiry moved later
       // is re-armed there and handled in its turn, so records expire in time order, as
       // separate kernel timers would (a template must see its connections still alive).
@@ -160,6 +160,9 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, 
           store<u32>(linkAddr(idx) + LINK_NEXT, deferred);
           deferred = idx + 1;
         }
+      } else if ((expires & WHEEL_MASK) == (tick & WHEEL_MASK)) {
+        store<u32>(linkAddr(idx) + LINK_NEXT, postponed);
+        postponed = idx + 1;
       } else {
         // Still alive: re-arm at its expiry (ahead of the hand, which passes `tick` now).
         store<u32>(CTRL + CTRL_WHEEL_TICK, tick);
@@ -167,11 +170,22 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, 
       }
     }
     store<u32>(CTRL + CTRL_WHEEL_TICK, tick);
+    relinkPostponed(postponed);
     runDeferred(deferred, tick, onExpire);
     hand = tick;
   }
   store<u32>(CTRL + CTRL_WHEEL_TICK, hand);
   return 0;
+}
+
+/** Links records held back from a bucket into it again, at their own expiry. */
+function relinkPostponed(first: u32): void {
+  let cur = first;
+  while (cur != 0) {
+    const idx = cur - 1;
+    cur = load<u32>(linkAddr(idx) + LINK_NEXT);
+    timerLink(idx, load<u32>(connAddr(idx) + CONN_EXPIRES));
+  }
 }
 
 /** The records of one tick that asked to go last, linked through their next fields. */
@@ -182,18 +196,4 @@ function runDeferred(first: u32, tick: u32, onExpire: (idx: u32, tick: u32, late
     cur = load<u32>(linkAddr(idx) + LINK_NEXT);
     onExpire(idx, tick, true);
   }
-}
-
-/** Puts the unvisited rest of a detached list (starting at `first`) back on its bucket. */
-function reattach(tick: u32, first: u32): void {
-  const bucket = bucketAddr(tick);
-  let last = first;
-  let next = load<u32>(linkAddr(last - 1) + LINK_NEXT);
-  while (next != 0) { last = next; next = load<u32>(linkAddr(last - 1) + LINK_NEXT); }
-  const head = load<u32>(bucket);
-  store<u32>(linkAddr(first - 1) + LINK_PREV, 0);
-  store<u32>(linkAddr(last - 1) + LINK_NEXT, head);
-  if (head != 0) store<u32>(linkAddr(head - 1) + LINK_PREV, last);
-  store<u32>(bucket, first);
-  markBucket(tick);
 }

@@ -186,4 +186,29 @@ test('found by the fuzz: a retired template due in the same tick as its last con
   assert.equal(seen[0], seen[1]);
 });
 
+test('a retired template and its last connection due in the same tick both go, and the table stays sound', () => {
+  // -p 60: the template and the connection's SYN_RECV timeout fall in the same millisecond
+  // bucket (the connection linked last, so taken first). Its server is deleted and a second
+  // client of the same /24 retires the template while the first connection still holds it.
+  // When the bucket comes, the connection goes, and with it the template, unlinked from the
+  // bucket being run; then the freed records must serve new connections normally.
+  const e = new Engine({ ...SMALL, connCapacity: 16 });
+  e.addService({ ...HTTP, scheduler: 'rr', persistence: 60, netmask: '255.255.255.0' });
+  e.addDest(HTTP, { daddr: RS2, dport: 80, weight: 1 });
+  e.addDest(HTTP, { daddr: RS3, dport: 80, weight: 1 });
+  assert.is(open(e, '198.51.100.7', 1, T0), A);
+  e.delDest(HTTP, { daddr: RS3, dport: 80 });
+  assert.is(open(e, '198.51.100.8', 1, T0 + 1), B, 'the retired template gives way to a new one');
+  e.expire(T0 + 60_000);
+  const left = e.connections(T0 + 60_000);
+  assert.equal(left.map((c) => `${c.caddr}:${c.cport}${c.template ? ' T' : ''}`).sort(), ['198.51.100.0:0 T', '198.51.100.8:1']);
+  // At T0 + 60_001 the last two fall due as well: every record is free and usable again.
+  // One /24: its template and 15 connections fill the 16; the next is refused.
+  for (let p = 2; p < 17; p++) assert.is(open(e, '198.51.101.9', p, T0 + 60_001), B, `connection ${p}`);
+  assert.is(open(e, '198.51.101.9', 17, T0 + 60_001), 'drop:table-full');
+  e.expire(T0 + 10 * 60_000);
+  assert.equal(e.connections(T0 + 10 * 60_000), []);
+  assert.is(e.counters().liveConns, 0);
+});
+
 test.run();
