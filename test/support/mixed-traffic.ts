@@ -42,7 +42,9 @@ const ROUTER_SERVER_SIDE = '172.16.0.254';
 /**
  * The rules every differential run starts from (ipvsadm-save -n syntax). Deterministic
  * schedulers only (twos draws random numbers). :80 has a real server with thresholds, :443
- * is persistent per /24, :53 is UDP, :21 uses lc, :8080 has no real server.
+ * is persistent per /24, :53 is UDP, :5060 is UDP with one-packet scheduling (-o), :21 uses
+ * lc, :8080 has no real server. (Mid-run, config steps delete services and add them back, and
+ * add and remove a whole extra service, tcp :8443: see EXTRA_SERVICE.)
  */
 export const MIXED_RULES = [
   '-A -t 202.103.106.5:80 -s wrr',
@@ -58,6 +60,9 @@ export const MIXED_RULES = [
   '-A -t 202.103.106.5:21 -s lc',
   '-a -t 202.103.106.5:21 -r 172.16.0.3:21 -m -w 1',
   '-A -t 202.103.106.5:8080 -s rr',
+  '-A -u 202.103.106.5:5060 -s rr -o',
+  '-a -u 202.103.106.5:5060 -r 172.16.0.7:5060 -m -w 1',
+  '-a -u 202.103.106.5:5060 -r 172.16.0.9:5060 -m -w 2',
 ].join('\n') + '\n';
 
 /** Timeouts short enough that idle gaps pass them often; a small table so bursts fill it. */
@@ -68,7 +73,10 @@ export const MIXED_OPTIONS: Pick<EngineOptions, 'connCapacity' | 'timeouts' | 'e
 };
 
 interface DestModel { daddr: string; dport: number; weight: number; x?: number; y?: number; present: boolean }
-interface ServiceModel { protocol: 'tcp' | 'udp'; vport: number; scheduler: string; persistence?: number; netmask?: string; dests: DestModel[] }
+interface ServiceModel { protocol: 'tcp' | 'udp'; vport: number; scheduler: string; persistence?: number; netmask?: string; onePacket?: boolean; dests: DestModel[]; present: boolean }
+
+/** The extra service config steps add and remove as a whole mid-run (absent at first). */
+export const EXTRA_SERVICE = { protocol: 'tcp' as const, vport: 8443, scheduler: 'sh' };
 
 function model(): ServiceModel[] {
   return [
@@ -76,16 +84,25 @@ function model(): ServiceModel[] {
       { daddr: '172.16.0.2', dport: 80, weight: 1, present: true },
       { daddr: '172.16.0.3', dport: 8000, weight: 2, present: true },
       { daddr: '172.16.0.4', dport: 80, weight: 3, x: 4, y: 2, present: true },
-    ] },
+    ], present: true },
     { protocol: 'tcp', vport: 443, scheduler: 'wlc', persistence: 120, netmask: '255.255.255.0', dests: [
       { daddr: '172.16.0.5', dport: 443, weight: 1, present: true },
       { daddr: '172.16.0.6', dport: 443, weight: 1, present: true },
-    ] },
+    ], present: true },
     { protocol: 'udp', vport: 53, scheduler: 'rr', dests: [
       { daddr: '172.16.0.7', dport: 53, weight: 1, present: true },
       { daddr: '172.16.0.8', dport: 5353, weight: 1, present: true },
-    ] },
-    { protocol: 'tcp', vport: 21, scheduler: 'lc', dests: [{ daddr: '172.16.0.3', dport: 21, weight: 1, present: true }] },
+    ], present: true },
+    { protocol: 'tcp', vport: 21, scheduler: 'lc', dests: [{ daddr: '172.16.0.3', dport: 21, weight: 1, present: true }], present: true },
+    { protocol: 'udp', vport: 5060, scheduler: 'rr', onePacket: true, dests: [
+      { daddr: '172.16.0.7', dport: 5060, weight: 1, present: true },
+      { daddr: '172.16.0.9', dport: 5060, weight: 2, present: true },
+    ], present: true },
+    // Not in MIXED_RULES: config steps add it (with its real servers) and delete it whole.
+    { ...EXTRA_SERVICE, dests: [
+      { daddr: '172.16.0.2', dport: 8443, weight: 1, present: true },
+      { daddr: '172.16.0.10', dport: 443, weight: 2, present: true },
+    ], present: false },
   ];
 }
 
@@ -154,7 +171,9 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
     return nextPort;
   };
   const seq = () => randInt(rand, 0, 0xffffffff);
-  const payload = () => randBytes(rand, pick([0, 0, 1, 7, 100, 536, 1400]));
+  // Now and then a packet of 1500-2000 bytes (IP total length; the engine's slot is 2048 bytes
+  // and an Ethernet frame adds at most 18): payloads up to 1960 bytes behind 40 bytes of headers.
+  const payload = () => randBytes(rand, chance(0.04) ? randInt(rand, 1460, 1960) : pick([0, 0, 1, 7, 100, 536, 1400]));
 
   function clientTcp(f: Flow, flags: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
     const p = tcpPacket({ src: f.caddr, dst: VIP, sport: f.cport, dport: f.vport, flags, seq: f.cseq >>> 0, ack: f.sseq >>> 0, payload: data, df: chance(0.5), id: randInt(rand, 0, 0xffff) });
@@ -203,7 +222,7 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
   }
 
   function openTcp(): Flow {
-    const svc = o.persistence === false ? pick([80, 80, 80, 21, 8080]) : pick([80, 80, 80, 443, 443, 21, 8080]);
+    const svc = o.persistence === false ? pick([80, 80, 80, 21, 8080, 8443]) : pick([80, 80, 80, 443, 443, 21, 8080, 8443]);
     let caddr = pick(clients);
     let cport = newPort();
     let vport = svc;
@@ -448,15 +467,49 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
   }
 
   /** A configuration change, chosen so it is valid against the model (mostly). */
+  const destSpec = (x: DestModel) => ({ daddr: x.daddr, dport: x.dport, weight: x.weight, ...(x.x ? { upperThreshold: x.x } : {}), ...(x.y ? { lowerThreshold: x.y } : {}) });
+
+  /** A whole service added (with the real servers the model has present), or deleted. */
+  function* serviceChange(svc: ServiceModel): Generator<Step, void, StepFeedback> {
+    const key = { protocol: svc.protocol, vaddr: VIP, vport: svc.vport };
+    const name = `${svc.protocol} ${VIP}:${svc.vport}`;
+    if (svc.present) {
+      svc.present = false;
+      yield* config((e) => e.delService(key), `delService ${name}`);
+      return;
+    }
+    svc.present = true;
+    const spec = {
+      ...key, scheduler: svc.scheduler,
+      ...(svc.persistence !== undefined ? { persistence: svc.persistence, netmask: svc.netmask } : {}),
+      ...(svc.onePacket ? { onePacket: true } : {}),
+    };
+    yield* config((e) => e.addService(spec), `addService ${name} -s ${svc.scheduler}${svc.persistence !== undefined ? ` -p ${svc.persistence} -M ${svc.netmask}` : ''}${svc.onePacket ? ' -o' : ''}`);
+    for (const d of svc.dests) {
+      if (!d.present) continue;
+      const s = destSpec(d);
+      yield* config((e) => e.addDest(key, s), `addDest ${name} ${d.daddr}:${d.dport} weight ${d.weight} (service re-added)`);
+    }
+  }
+
   function* configChange(): Generator<Step, void, StepFeedback> {
-    const svc = pick(o.persistence === false ? services.filter((x) => x.persistence === undefined) : services);
+    const allowed = o.persistence === false ? services.filter((x) => x.persistence === undefined) : services;
+    // Now and then a whole service: the extra one added or removed, a rules one deleted, and
+    // (leaning towards it, or the rules run out of services) a deleted one added back.
+    const gone = allowed.filter((x) => !x.present && x.vport !== EXTRA_SERVICE.vport);
+    if (gone.length > 0 && chance(0.25)) { yield* serviceChange(pick(gone)); return; }
+    if (chance(0.1)) { yield* serviceChange(services.find((x) => x.vport === EXTRA_SERVICE.vport)!); return; }
+    const live = allowed.filter((x) => x.present);
+    if (chance(0.06)) { const v = live.filter((x) => x.vport !== EXTRA_SERVICE.vport); if (v.length > 0) { yield* serviceChange(pick(v)); return; } }
+    if (live.length === 0) return;
+    const svc = pick(live);
     const key = { protocol: svc.protocol, vaddr: VIP, vport: svc.vport };
     const d = pick(svc.dests);
     // Lean towards undoing a quiesced or deleted server, or the services soon have none left.
     const r = (!d.present || d.weight === 0) && chance(0.6) ? 0.6 : rand();
-    const spec = (x: DestModel) => ({ daddr: x.daddr, dport: x.dport, weight: x.weight, ...(x.x ? { upperThreshold: x.x } : {}), ...(x.y ? { lowerThreshold: x.y } : {}) });
+    const spec = destSpec;
     if ((r < 0.35 || (r < 0.75 && d.weight === 0)) && d.present) {
-      d.weight = d.weight === 0 ? pick([1, 2, 3]) : pick([0, 1, 2, 3, 5]);
+      d.weight = d.weight === 0 ? pick([1, 2, 3]) : pick([0, 0, 1, 2, 3, 5]);
       const s = spec(d);
       yield* config((e) => e.editDest(key, s), `editDest ${svc.protocol} ${VIP}:${svc.vport} ${d.daddr}:${d.dport} weight ${d.weight}`);
     } else if (r < 0.55 && d.present) {
@@ -515,7 +568,7 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
         flows.push(f);
         yield* advanceTcp(f);
       } else {
-        const f: Flow = { proto: 'udp', caddr: pick(clients), cport: newPort(), vport: chance(0.97) ? 53 : 54, phase: 'est', cseq: 0, sseq: 0 };
+        const f: Flow = { proto: 'udp', caddr: pick(clients), cport: newPort(), vport: pick([53, 53, 53, 5060, 5060, 54]), phase: 'est', cseq: 0, sseq: 0 };
         flows.push(f);
         yield* advanceUdp(f);
       }
