@@ -11,30 +11,17 @@ import * as assert from 'uvu/assert';
 import { Engine } from '../host/engine.js';
 import { CLIENT, RS3, seedEngine, VIP } from './support/dataplane.js';
 import {
-  checksumsValid, decode, hex, ipChecksum, ipv4Packet, IPPROTO_ICMP, l4Checksum, tcpPacket, udpPacket,
+  checksumsValid, decode, hex, icmpPacket, ipChecksum, IPPROTO_ICMP, ipv4Packet, quotePacket,
+  tcpPacket, udpPacket,
 } from './support/packets.js';
 
 const T0 = 3_000_000;
 const ROUTER = '198.51.100.1';
 
-/** The IP header and the first `l4Bytes` bytes of what follows, as an ICMP error quotes them. */
-function quote(pkt: Uint8Array, l4Bytes: number): Uint8Array {
-  const hlen = (pkt[0] & 0x0f) * 4;
-  return pkt.slice(0, hlen + l4Bytes);
-}
+const quote = quotePacket;
 
-function icmpError(src: string, dst: string, type: number, code: number, rest: number, quoted: Uint8Array): Uint8Array {
-  const body = new Uint8Array(8 + quoted.length);
-  body[0] = type;
-  body[1] = code;
-  new DataView(body.buffer).setUint32(4, rest);
-  body.set(quoted, 8);
-  const pkt = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, ttl: 60, payload: body });
-  const sum = l4Checksum(pkt);
-  pkt[20 + 2] = sum >> 8;
-  pkt[20 + 3] = sum & 0xff;
-  return pkt;
-}
+const icmpError = (src: string, dst: string, type: number, code: number, rest: number, quoted: Uint8Array): Uint8Array =>
+  icmpPacket({ src, dst, type, code, rest, body: quoted, ttl: 60 });
 
 /** The quoted packet inside an ICMP error packet. */
 function quotedOf(pkt: Uint8Array): Uint8Array {
@@ -107,11 +94,7 @@ test('parameter problem and source quench are translated too; echo passes; a quo
     assert.is(r.verdict, 'forward', `type ${type}`);
     assert.is(decode(r.packet).src, VIP);
   }
-  const echoBody = new Uint8Array([8, 0, 0, 0, 0, 1, 0, 1]);
-  const echo = ipv4Packet({ src: CLIENT, dst: VIP, protocol: IPPROTO_ICMP, payload: echoBody });
-  const sum = l4Checksum(echo);
-  echo[22] = sum >> 8;
-  echo[23] = sum & 0xff;
+  const echo = icmpPacket({ src: CLIENT, dst: VIP, type: 8, rest: 0x00010001 });
   const re = e.processPacket(echo, T0 + 1);
   assert.is(re.verdict, 'pass');
   assert.is(re.reason, 'protocol');

@@ -13,8 +13,8 @@ import {
   CLIENT, HTTP, RS2, RS3, VIP, changedOffsets, countersAddUp, naiveSum, prng, randBytes, randInt,
 } from './support/dataplane.js';
 import {
-  IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksumsValid, decode, ethernetFrame, fromHex, hex,
-  ipChecksum, ipv4Packet, l4Checksum, tcpPacket, udpPacket,
+  checksumsValid, decode, ethernetFrame, fromHex, hex, icmpPacket, ipChecksum, IPPROTO_ICMP,
+  IPPROTO_TCP, IPPROTO_UDP, ipv4Packet, quotePacket, tcpPacket, udpPacket,
 } from './support/packets.js';
 
 const T0 = 7_000_000;
@@ -49,18 +49,9 @@ function syn(sport: number, dport = 80, dst = VIP): Uint8Array {
   return tcpPacket({ src: CLIENT, dst, sport, dport, flags: 'S', seq: 1 });
 }
 
-/** An ICMP error from `src` to `dst` quoting the IP header and `l4Bytes` of `pkt`, checksummed by the kit. */
-function icmpError(src: string, dst: string, type: number, pkt: Uint8Array, l4Bytes: number): Uint8Array {
-  const quoted = pkt.slice(0, 20 + l4Bytes);
-  const body = new Uint8Array(8 + quoted.length);
-  body[0] = type;
-  body.set(quoted, 8);
-  const out = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, payload: body });
-  const sum = l4Checksum(out);
-  out[22] = sum >> 8;
-  out[23] = sum & 0xff;
-  return out;
-}
+/** An ICMP error from `src` to `dst` quoting the IP header and `l4Bytes` of `pkt`. */
+const icmpError = (src: string, dst: string, type: number, pkt: Uint8Array, l4Bytes: number): Uint8Array =>
+  icmpPacket({ src, dst, type, body: quotePacket(pkt, l4Bytes) });
 
 /** A copy with `edit` applied and the IPv4 header checksum recomputed (by the kit). */
 function edited(p: Uint8Array, edit: (b: Uint8Array) => void, fixIpChecksum = true): Uint8Array {

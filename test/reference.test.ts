@@ -10,7 +10,10 @@ import { Engine, type PacketResult } from '../host/engine.js';
 import type { ServiceSpec } from '../host/rules.js';
 import type { EngineLike } from './reference/engine-like.js';
 import { ReferenceEngine } from './reference/engine.js';
-import { checksumsValid, decode, fromHex, hex, ipChecksum, ipv4Packet, IPPROTO_ICMP, l4Checksum, tcpPacket, udpPacket, type TcpOpts } from './support/packets.js';
+import {
+  checksumsValid, decode, fromHex, hex, icmpPacket, ipChecksum, quotePacket, type TcpOpts,
+  tcpPacket, udpPacket,
+} from './support/packets.js';
 
 const T0 = 5_000_000;
 const VIP = '202.103.106.5';
@@ -310,20 +313,10 @@ test('persistence: a template of a deleted server does not follow its record to 
 
 // ---- ICMP ---------------------------------------------------------------------------------------
 
-function icmpError(src: string, dst: string, type: number, code: number, rest: number, quoted: Uint8Array): Uint8Array {
-  const body = new Uint8Array(8 + quoted.length);
-  body[0] = type;
-  body[1] = code;
-  new DataView(body.buffer).setUint32(4, rest);
-  body.set(quoted, 8);
-  const pkt = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, ttl: 60, payload: body });
-  const sum = l4Checksum(pkt);
-  pkt[22] = sum >> 8;
-  pkt[23] = sum & 0xff;
-  return pkt;
-}
+const icmpError = (src: string, dst: string, type: number, code: number, rest: number, quoted: Uint8Array): Uint8Array =>
+  icmpPacket({ src, dst, type, code, rest, body: quoted, ttl: 60 });
 
-const quote = (pkt: Uint8Array, l4Bytes: number) => pkt.slice(0, 20 + l4Bytes);
+const quote = quotePacket;
 
 test('ICMP errors both ways: translated alike, checksums recomputed, timers untouched', () => {
   const engines = pair();

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LINKTYPE_RAW, PcapWriter, readPcap } from '../host/pcap.js';
-import { decode, ipv4Packet, IPPROTO_ICMP, l4Checksum, tcpPacket, udpPacket } from './support/packets.js';
+import { decode, icmpPacket, quotePacket, tcpPacket, udpPacket } from './support/packets.js';
 import { IN_CI, TSHARK } from './support/tools.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -28,18 +28,9 @@ const RULES = `# every kind of option the engine takes
 -a -u ${VIP}:53 -r 198.19.0.2:53 -m
 `;
 
-function icmpFragNeeded(src: string, dst: string, mtu: number, quoted: Uint8Array): Uint8Array {
-  const body = new Uint8Array(8 + 28);
-  body[0] = 3;
-  body[1] = 4;
-  new DataView(body.buffer).setUint16(6, mtu);
-  body.set(quoted.subarray(0, 28), 8);
-  const pkt = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, payload: body });
-  const sum = l4Checksum(pkt);
-  pkt[22] = sum >> 8;
-  pkt[23] = sum & 0xff;
-  return pkt;
-}
+/** "Fragmentation needed" with next-hop `mtu`, quoting 8 bytes after the IP header. */
+const icmpFragNeeded = (src: string, dst: string, mtu: number, quoted: Uint8Array): Uint8Array =>
+  icmpPacket({ src, dst, type: 3, code: 4, rest: mtu, body: quotePacket(quoted, 8) });
 
 test('replay takes schedulers with flags, persistence, thresholds and -o, and translates ICMP errors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'wasmvs-replay-ipvs-'));

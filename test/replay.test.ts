@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { replay } from '../host/replay.js';
-import { IPPROTO_ICMP, IPPROTO_UDP, decode, fromHex, hex, ipv4Packet, l4Checksum, tcpPacket, udpPacket } from './support/packets.js';
+import { decode, fromHex, hex, icmpPacket, IPPROTO_UDP, tcpPacket, udpPacket } from './support/packets.js';
 import {
   LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_RAW, ROUTER_MAC, ftpExchange, httpExchange, linkFrame, parsePcap,
   pcapFile, tcpSession, timestamp, udpExchange, type Direction, type Endpoints, type PcapFileRecord,
@@ -92,15 +92,9 @@ function passRow(what: string, linkType: number, time: number, packet: Uint8Arra
   return { what, time, frame, l3: l3Offset(linkType), fate: 'pass', expected: frame, proto };
 }
 
-/** An ICMP echo request, its checksum computed by the packet kit. */
-function icmpEcho(src: string, dst: string): Uint8Array {
-  const echo = fromHex('08 00 0000 1234 0001 7761736d76732d74657374'); // type 8, id, seq, "wasmvs-test"
-  const pkt = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, payload: echo, id: 0x77, ttl: 52 });
-  const sum = l4Checksum(pkt);
-  pkt[22] = sum >> 8;
-  pkt[23] = sum & 0xff;
-  return pkt;
-}
+/** An ICMP echo request (id 0x1234, sequence 1, "wasmvs-test"), built by the packet kit. */
+const icmpEcho = (src: string, dst: string): Uint8Array =>
+  icmpPacket({ src, dst, type: 8, rest: 0x12340001, body: new TextEncoder().encode('wasmvs-test'), id: 0x77, ttl: 52 });
 
 /** An ARP who-has for the VIP from the router, padded to 60 bytes. */
 function arpRequest(): Uint8Array {

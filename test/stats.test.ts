@@ -22,17 +22,13 @@ import {
   EST_INTERVAL_MS, Estimator, formatLargeNum, formatStatsTable, type ServiceStats, type Stats, type StatsRates,
   type StatsTotals,
 } from '../host/stats.js';
-import { prng, randInt } from './support/dataplane.js';
+import { CLIENT, prng, randInt, RS2, RS3, VIP } from './support/dataplane.js';
 import { decode, tcpPacket, udpPacket } from './support/packets.js';
 import { LINKTYPE_RAW, pcapFile, records, tcpSession, udpExchange, type TimedPacket } from './support/traffic.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'build', 'host', 'cli.js');
 
-const VIP = '202.103.106.5';
-const CLIENT = '202.100.1.2';
-const RS2 = '172.16.0.2';
-const RS3 = '172.16.0.3';
 const DNS: ServiceKey = { protocol: 'udp', vaddr: VIP, vport: 53 };
 const HTTP: ServiceKey = { protocol: 'tcp', vaddr: VIP, vport: 80 };
 const T0 = 1_000_000; // a multiple of 2000: a step of the estimator's grid

@@ -15,7 +15,7 @@
 // 0*2, A wins and V -> A. With A at 2 active and B at 3, A is over its weight but no dest is
 // under half its own (B: 6 < 2 no; A: 4 < 1 no), so V stays on A.
 import { weightedLeastConn } from './common.js';
-import { type LocalityEntry, type LocalityOptions, LocalityTable, liveDest, localityOverloaded } from './locality.js';
+import { type LocalityEntry, type LocalityOptions, LocalityTable, liveDest, localityOverloaded, reindex } from './locality.js';
 import type { SchedDest, Scheduler } from './types.js';
 
 interface LblcEntry extends LocalityEntry {
@@ -31,8 +31,7 @@ export function createLocalityLeastConnection(_flags: readonly string[] = [], op
     table,
     destsChanged(next) {
       dests = next;
-      byIndex.clear();
-      for (const d of next) byIndex.set(d.index, d);
+      reindex(byIndex, next);
     },
     schedule(packet) {
       const now = table.advance(packet.now);

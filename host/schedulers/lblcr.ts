@@ -15,7 +15,7 @@
 // after the set last changed, the next connection finds two members: it still goes to the
 // least loaded (chosen first), and B, the most loaded, leaves the set.
 import { connOverhead, weightedLeastConn } from './common.js';
-import { type LocalityEntry, type LocalityOptions, LocalityTable, liveDest, localityOverloaded } from './locality.js';
+import { type LocalityEntry, type LocalityOptions, LocalityTable, liveDest, localityOverloaded, reindex } from './locality.js';
 import type { SchedDest, Scheduler } from './types.js';
 
 interface LblcrEntry extends LocalityEntry {
@@ -67,8 +67,7 @@ export function createLocalityLeastConnectionReplication(_flags: readonly string
     table,
     destsChanged(next) {
       dests = next;
-      byIndex.clear();
-      for (const d of next) byIndex.set(d.index, d);
+      reindex(byIndex, next);
     },
     schedule(packet) {
       const now = table.advance(packet.now);

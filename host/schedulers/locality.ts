@@ -132,6 +132,12 @@ export class LocalityTable<E extends LocalityEntry> {
  * the dest itself, which stays IP_VS_DEST_F_AVAILABLE until deleted, and is the same dest
  * again if revived from the trash (same record, same server). Undefined if it left.
  */
+/** Re-keys `byIndex` on the service's current dests (after add, edit or delete). */
+export function reindex(byIndex: Map<number, SchedDest>, dests: readonly SchedDest[]): void {
+  byIndex.clear();
+  for (const d of dests) byIndex.set(d.index, d);
+}
+
 export function liveDest(byIndex: ReadonlyMap<number, SchedDest>, d: SchedDest): SchedDest | undefined {
   const cur = byIndex.get(d.index);
   return cur !== undefined && (cur === d || (cur.daddr === d.daddr && cur.dport === d.dport)) ? cur : undefined;

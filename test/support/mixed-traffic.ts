@@ -20,7 +20,7 @@
 // packets, as a router quotes them. Nothing here reads engine code.
 import type { EngineOptions, PacketResult } from '../../host/engine.js';
 import { prng, randBytes, randInt } from './dataplane.js';
-import { ethernetFrame, ipChecksum, ipv4Packet, IPPROTO_ICMP, l4Checksum, tcpPacket, udpPacket } from './packets.js';
+import { ethernetFrame, icmpPacket, ipChecksum, tcpPacket, udpPacket } from './packets.js';
 
 // What both engines of a differential run implement: the subset of Engine's API the
 // reference engine (test/reference/engine.ts) shares.
@@ -318,21 +318,8 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
     else yield* clientPacket(f, clientTcp(f, flags), `odd flags '${flags}' from the client`);
   }
 
-  function icmpError(src: string, dst: string, type: number, code: number, rest: number, quoted: Uint8Array): Uint8Array {
-    const body = new Uint8Array(8 + quoted.length);
-    body[0] = type;
-    body[1] = code;
-    body[4] = (rest >>> 24) & 0xff;
-    body[5] = (rest >>> 16) & 0xff;
-    body[6] = (rest >>> 8) & 0xff;
-    body[7] = rest & 0xff;
-    body.set(quoted, 8);
-    const p = ipv4Packet({ src, dst, protocol: IPPROTO_ICMP, ttl: 60, payload: body });
-    const sum = l4Checksum(p);
-    p[22] = sum >> 8;
-    p[23] = sum & 0xff;
-    return p;
-  }
+  const icmpError = (src: string, dst: string, type: number, code: number, rest: number, quoted: Uint8Array): Uint8Array =>
+    icmpPacket({ src, dst, type, code, rest, body: quoted, ttl: 60 });
 
   /** ICMP errors about a flow, both directions, or about a connection nobody has. */
   function* icmp(f: Flow | undefined): Generator<Step, void, StepFeedback> {

@@ -53,6 +53,7 @@ const UDP_LENGTH = 4;
 const UDP_CHECKSUM = 6;
 
 const ICMP_CHECKSUM = 2;
+const ICMP_HEADER_LEN = 8;
 const ICMP_MIN_LEN = 4;
 
 const ETH_HEADER_LEN = 14;
@@ -299,6 +300,28 @@ export function ipv4Packet(o: Ipv4Opts & { protocol: number; payload: Uint8Array
   pkt.set(o.payload, headerLen);
   put16(pkt, IP_CHECKSUM, ipChecksum(pkt));
   return pkt;
+}
+
+/**
+ * An ICMP message (RFC 792): type, code, the header's last 4 bytes (`rest`: the next-hop MTU
+ * of "fragmentation needed", id and sequence of an echo), then `body`, checksummed in full.
+ */
+export function icmpPacket(o: Ipv4Opts & { type: number; code?: number; rest?: number; body?: Uint8Array }): Uint8Array {
+  const body = o.body ?? new Uint8Array(0);
+  const msg = new Uint8Array(ICMP_HEADER_LEN + body.length);
+  msg[0] = checkInt('type', o.type, 0xff);
+  msg[1] = checkInt('code', o.code ?? 0, 0xff);
+  new DataView(msg.buffer).setUint32(4, checkInt('rest', o.rest ?? 0, 0xffffffff));
+  msg.set(body, ICMP_HEADER_LEN);
+  const pkt = ipv4Packet({ ...o, protocol: IPPROTO_ICMP, payload: msg });
+  const hlen = (pkt[IP_VER_IHL] & 0x0f) * 4;
+  put16(pkt, hlen + ICMP_CHECKSUM, l4Checksum(pkt));
+  return pkt;
+}
+
+/** What an ICMP error quotes of the packet it is about: its IP header and `l4Bytes` after it. */
+export function quotePacket(pkt: Uint8Array, l4Bytes: number): Uint8Array {
+  return pkt.slice(0, (pkt[IP_VER_IHL] & 0x0f) * 4 + l4Bytes);
 }
 
 export function tcpPacket(o: TcpOpts): Uint8Array {
