@@ -25,6 +25,11 @@ export const ERROR_CODES = {
   WASMVS_PCAP_FORMAT: 'a file is not a libpcap capture wasmvs can read',
   WASMVS_PCAP_LINKTYPE: 'the capture link type is not Ethernet (1), RAW (101) or IPv4 (228)',
   WASMVS_WASM_LOAD: 'the WebAssembly module could not be found, compiled or linked',
+  WASMVS_NOT_ROOT: 'the gateway needs root (CAP_NET_ADMIN) for its TUN device, routes and sysctls',
+  WASMVS_TUN: 'the TUN device could not be opened or configured (no /dev/net/tun, name in use ...); the message names the system error',
+  WASMVS_HOST_NET: 'a change to the host network (ip route/rule/neigh, a sysctl) failed; the message names the command and its error',
+  WASMVS_VIP_LOCAL: 'a VIP is already a local address of the host, so the kernel would deliver its traffic locally',
+  WASMVS_CONTROL_IN_USE: 'the control socket is held by a live gateway',
   WASMVS_ABI_MISMATCH: 'the WebAssembly module and the host disagree on the memory layout',
 } as const;
 
