@@ -1,16 +1,17 @@
 // wasmvs: IPVS NAT ("masquerading") as a Node.js packet engine over a WebAssembly data plane.
-export { Engine } from './engine.js';
+export { Engine } from './engine/engine.js';
 export type {
   ConnEvent, ConnInfo, ConnTuple, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, PacketResult,
   ServiceInfo, ServiceKey, Timeouts, Verdict,
-} from './engine.js';
-export { EST_INTERVAL_MS, Estimator, formatLargeNum, formatStatsTable } from './stats.js';
-export type { DestStats, ServiceStats, Stats, StatsRates, StatsTotals } from './stats.js';
-export { parseRules, emitRules } from './rules.js';
-export type { DestSpec, RuleSet, ServiceRule, ServiceSpec } from './rules.js';
+} from './engine/engine.js';
+export { EST_INTERVAL_MS, Estimator } from './engine/stats.js';
+export type { DestStats, ServiceStats, Stats, StatsRates, StatsTotals } from './engine/stats.js';
+export { formatConnections, formatLargeNum, formatStatsTable } from './ipvsadm/format.js';
+export { parseRules, emitRules } from './ipvsadm/rules.js';
+export type { DestSpec, RuleSet, ServiceRule, ServiceSpec } from './ipvsadm/rules.js';
 export { registerScheduler, schedulerNames } from './schedulers/index.js';
 export type { SchedDest, SchedPacket, Scheduler, SchedulerFactory } from './schedulers/index.js';
 export { WasmvsError, ERROR_CODES } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export type { DropReason, PassReason } from './abi.js';
+export type { DropReason, PassReason } from './engine/abi.js';
 export type { Protocol } from './addr.js';

@@ -25,7 +25,7 @@
 // exact than subtracting a separate copy-only baseline, which could not see how the copy
 // and the engine share the cache. The copy leaves the batch's packets in L1/L2, as a reader
 // writing into the ring just before process() would.
-import { Engine } from '../host/engine.js';
+import { Engine } from '../host/engine/engine.js';
 import { TunedEngine, wire16, wire32 } from './tuned-ts.js';
 import { registerScheduler, type SchedDest } from '../host/schedulers/index.js';
 import { tcpPacket, type TcpOpts } from '../test/support/packets.js';

@@ -6,8 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   ABI, DROP_REASONS, instantiate, PASS_REASONS, REASON_EXPORTS, wasmModule, type WasmExports,
-} from '../host/abi.js';
-import { Engine } from '../host/engine.js';
+} from '../host/engine/abi.js';
+import { Engine } from '../host/engine/engine.js';
 import { decode, hex, tcpPacket } from './support/packets.js';
 
 type Build = 'release' | 'debug';

@@ -11,7 +11,7 @@ import {
   summarize, template, establishTuned, chartSvg, quantile, flowOf,
 } from '../scripts/bench-lib.js';
 import { hashHi, hashLo, sipHash13 } from '../scripts/tuned-ts.js';
-import { instantiate, wasmModule } from '../host/abi.js';
+import { instantiate, wasmModule } from '../host/engine/abi.js';
 import { checksumsValid, decode, hex, tcpPacket } from './support/packets.js';
 
 const FLOWS = 256;

@@ -7,9 +7,9 @@
 //     without the ports.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { instantiate, wasmModule } from '../host/abi.js';
-import { Engine } from '../host/engine.js';
-import type { ServiceSpec } from '../host/rules.js';
+import { instantiate, wasmModule } from '../host/engine/abi.js';
+import { Engine } from '../host/engine/engine.js';
+import type { ServiceSpec } from '../host/ipvsadm/rules.js';
 import {
   CLIENT, RS3, VIP, addrBytes, naiveSum, prng, randBytes, randInt, seedEngine,
 } from './support/dataplane.js';

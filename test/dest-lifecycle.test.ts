@@ -3,8 +3,8 @@
 // Sequence tests: the state is checked after every step.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine } from '../host/engine.js';
-import type { ServiceKey } from '../host/engine.js';
+import { Engine } from '../host/engine/engine.js';
+import type { ServiceKey } from '../host/engine/engine.js';
 import { CLIENT, RS2, RS3, SMALL, VIP } from './support/dataplane.js';
 import { decode, tcpPacket } from './support/packets.js';
 

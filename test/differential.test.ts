@@ -7,8 +7,8 @@
 // byte), reports a handful of steps that still show the disagreement.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { PacketResult } from '../host/engine.js';
-import { Engine } from '../host/engine.js';
+import type { PacketResult } from '../host/engine/engine.js';
+import { Engine } from '../host/engine/engine.js';
 import {
   DifferentialError, formatStep, replay, runDifferential, shrink,
 } from './support/differential.js';

@@ -8,9 +8,9 @@
 // Engine time is a fake millisecond clock; tests pick the values.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine, type ConnEvent, type EngineOptions, type ServiceKey } from '../host/engine.js';
+import { Engine, type ConnEvent, type EngineOptions, type ServiceKey } from '../host/engine/engine.js';
 import { WasmvsError, type ErrorCode } from '../host/errors.js';
-import type { DestSpec, ServiceSpec } from '../host/rules.js';
+import type { DestSpec, ServiceSpec } from '../host/ipvsadm/rules.js';
 import { decode, hex, ipv4Packet, tcpPacket, udpPacket } from './support/packets.js';
 import { SEED_RULES_TEXT } from './support/seed.js';
 

@@ -8,7 +8,7 @@
 // against full recomputes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine } from '../host/engine.js';
+import { Engine } from '../host/engine/engine.js';
 import { CLIENT, RS3, seedEngine, VIP } from './support/dataplane.js';
 import {
   checksumsValid, decode, hex, icmpPacket, ipChecksum, IPPROTO_ICMP, ipv4Packet, quotePacket,

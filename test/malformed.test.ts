@@ -6,9 +6,9 @@
 // traffic. A seeded mutation fuzz ends the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DROP_REASONS, PASS_REASONS } from '../host/abi.js';
-import { Engine, type Counters, type Verdict } from '../host/engine.js';
-import type { ServiceSpec } from '../host/rules.js';
+import { DROP_REASONS, PASS_REASONS } from '../host/engine/abi.js';
+import { Engine, type Counters, type Verdict } from '../host/engine/engine.js';
+import type { ServiceSpec } from '../host/ipvsadm/rules.js';
 import {
   CLIENT, HTTP, RS2, RS3, VIP, changedOffsets, countersAddUp, naiveSum, prng, randBytes, randInt,
 } from './support/dataplane.js';

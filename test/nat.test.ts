@@ -5,8 +5,8 @@
 // refusals, scheduling through the data plane, and the ring path.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine, type Verdict } from '../host/engine.js';
-import type { ServiceSpec } from '../host/rules.js';
+import { Engine, type Verdict } from '../host/engine/engine.js';
+import type { ServiceSpec } from '../host/ipvsadm/rules.js';
 import {
   CLIENT, HTTP, RS2, RS3, SMALL, VIP, addrBytes, changedOffsets, countersAddUp, seedEngine,
 } from './support/dataplane.js';

@@ -16,7 +16,7 @@ import {
   readPcap,
   recordTimeMs,
   type PcapRecord,
-} from '../host/pcap.js';
+} from '../host/replay/pcap.js';
 import { ethernetFrame, fromHex, hex, tcpPacket, udpPacket } from './support/packets.js';
 import { TSHARK } from './support/tools.js';
 

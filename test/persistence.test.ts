@@ -3,7 +3,7 @@
 // after its last use and for as long as connections it scheduled are alive.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine, type ServiceKey } from '../host/engine.js';
+import { Engine, type ServiceKey } from '../host/engine/engine.js';
 import { RS2, RS3, SMALL, VIP } from './support/dataplane.js';
 import { decode, fromHex, tcpPacket, udpPacket } from './support/packets.js';
 import { MIXED_OPTIONS, MIXED_RULES } from './support/mixed-traffic.js';

@@ -6,8 +6,8 @@
 // adjustment is trusted.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine, type PacketResult } from '../host/engine.js';
-import type { ServiceSpec } from '../host/rules.js';
+import { Engine, type PacketResult } from '../host/engine/engine.js';
+import type { ServiceSpec } from '../host/ipvsadm/rules.js';
 import type { EngineLike } from './reference/engine-like.js';
 import { ReferenceEngine } from './reference/engine.js';
 import {

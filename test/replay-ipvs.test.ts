@@ -8,12 +8,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LINKTYPE_RAW, PcapWriter, readPcap } from '../host/pcap.js';
+import { LINKTYPE_RAW, PcapWriter, readPcap } from '../host/replay/pcap.js';
 import { decode, icmpPacket, quotePacket, tcpPacket, udpPacket } from './support/packets.js';
 import { IN_CI, TSHARK } from './support/tools.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'build', 'host', 'cli.js');
+const CLI = join(ROOT, 'build', 'host', 'cli', 'main.js');
 const VIP = '198.18.0.10';
 
 const RULES = `# every kind of option the engine takes

@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { replay } from '../host/replay.js';
+import { replay } from '../host/replay/replay.js';
 import { decode, fromHex, hex, icmpPacket, IPPROTO_UDP, tcpPacket, udpPacket } from './support/packets.js';
 import {
   LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_RAW, ROUTER_MAC, ftpExchange, httpExchange, linkFrame, parsePcap,
@@ -23,7 +23,7 @@ import {
 import { IN_CI, TSHARK } from './support/tools.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'build', 'host', 'cli.js');
+const CLI = join(ROOT, 'build', 'host', 'cli', 'main.js');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 // The seed's golden example (/work/shared/seed/SUMMARY.md) in ipvsadm-save syntax.

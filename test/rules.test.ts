@@ -4,7 +4,7 @@
 // line they must report.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { emitRules, parseRules, type RuleSet } from '../host/rules.js';
+import { emitRules, parseRules, type RuleSet } from '../host/ipvsadm/rules.js';
 import { WasmvsError, type ErrorCode } from '../host/errors.js';
 import { SEED_RULES_TEXT } from './support/seed.js';
 

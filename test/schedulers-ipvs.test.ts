@@ -20,7 +20,7 @@
 //                                                                                -> 8320125494993326917
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine } from '../host/engine.js';
+import { Engine } from '../host/engine/engine.js';
 import { WasmvsError } from '../host/errors.js';
 import { checkSchedFlags, createScheduler, DEFAULT_SCHEDULER, schedulerNames, type SchedDest, type SchedPacket, type Scheduler } from '../host/schedulers/index.js';
 import { createDestinationHashing } from '../host/schedulers/dh.js';

@@ -10,7 +10,7 @@
 // '-' for "no destination".
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine } from '../host/engine.js';
+import { Engine } from '../host/engine/engine.js';
 import { WasmvsError } from '../host/errors.js';
 import { registerScheduler, schedulerNames, type SchedDest, type Scheduler } from '../host/schedulers/index.js';
 import { createRoundRobin } from '../host/schedulers/rr.js';

@@ -6,7 +6,7 @@
 //   PYTHONHASHSEED=0 python3 -c "print(hash(bytes(range(15))) & (2**64-1))"   -> 17514137373579004394
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { instantiate, wasmModule } from '../host/abi.js';
+import { instantiate, wasmModule } from '../host/engine/abi.js';
 
 const wasm = instantiate(wasmModule(), new WebAssembly.Memory({ initial: 16, maximum: 16, shared: true }), { schedule: () => -1 });
 const u64 = (x: bigint) => BigInt.asUintN(64, x);

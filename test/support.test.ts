@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LINKTYPE_RAW, PcapWriter } from '../host/pcap.js';
+import { LINKTYPE_RAW, PcapWriter } from '../host/replay/pcap.js';
 import {
   IPPROTO_ICMP,
   checksumsValid,

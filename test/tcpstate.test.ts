@@ -6,8 +6,8 @@
 // its time left are checked. The clock is fake: every `now` is chosen.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Engine, type ConnEvent, type EngineOptions } from '../host/engine.js';
-import type { ServiceSpec } from '../host/rules.js';
+import { Engine, type ConnEvent, type EngineOptions } from '../host/engine/engine.js';
+import type { ServiceSpec } from '../host/ipvsadm/rules.js';
 import { CLIENT, RS2, RS3, SMALL, VIP, countersAddUp } from './support/dataplane.js';
 import { checksumsValid, decode, l4Checksum, tcpPacket, udpPacket } from './support/packets.js';
 

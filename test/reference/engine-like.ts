@@ -2,8 +2,8 @@
 // (host/engine.ts) and the reference engine (./engine.ts) satisfy it. Results use the
 // Engine's own shapes. connections() lists the same records in either engine, but not in the
 // same order: sort before comparing.
-import type { ConnInfo, Counters, DestKey, PacketResult, ServiceInfo, ServiceKey, Timeouts } from '../../host/engine.js';
-import type { DestSpec, ServiceSpec } from '../../host/rules.js';
+import type { ConnInfo, Counters, DestKey, PacketResult, ServiceInfo, ServiceKey, Timeouts } from '../../host/engine/engine.js';
+import type { DestSpec, ServiceSpec } from '../../host/ipvsadm/rules.js';
 
 export interface EngineLikeOptions {
   connCapacity?: number;

@@ -14,10 +14,10 @@
 //   dest record was reused).
 import type {
   ConnInfo, Counters, DestInfo, DestKey, PacketResult, ServiceInfo, ServiceKey, Timeouts,
-} from '../../host/engine.js';
+} from '../../host/engine/engine.js';
 import { checkPort, formatIPv4, parseIPv4, parseProtocol, protocolNumber, type Protocol } from '../../host/addr.js';
 import { WasmvsError } from '../../host/errors.js';
-import { parseRules, type DestSpec, type ServiceSpec } from '../../host/rules.js';
+import { parseRules, type DestSpec, type ServiceSpec } from '../../host/ipvsadm/rules.js';
 import { createScheduler, DEFAULT_SCHEDULER, checkScheduler, type SchedDest, type Scheduler } from '../../host/schedulers/index.js';
 import type { EngineLike, EngineLikeOptions } from './engine-like.js';
 import { ExpiryQueue } from './expiry.js';

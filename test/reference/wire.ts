@@ -3,7 +3,7 @@
 // DataView. Addresses and ports are numbers in the usual big-endian reading (host/addr.ts);
 // one's-complement sums do not care about byte order, so checksums are computed on big-endian
 // words here and give the same bytes as the data plane's little-endian words.
-import { DROP_REASONS, PASS_REASONS, type DropReason, type PassReason } from '../../host/abi.js';
+import { DROP_REASONS, PASS_REASONS, type DropReason, type PassReason } from '../../host/engine/abi.js';
 
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;

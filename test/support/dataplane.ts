@@ -2,8 +2,8 @@
 // seed's rules (/work/shared/seed/SUMMARY.md), a seeded PRNG, and small byte and counter
 // helpers. Only the public Engine API is used here; expected packets always come from the
 // packet kit (./packets.ts), never from engine code.
-import { Engine, type Counters, type EngineOptions } from '../../host/engine.js';
-import type { ServiceSpec } from '../../host/rules.js';
+import { Engine, type Counters, type EngineOptions } from '../../host/engine/engine.js';
+import type { ServiceSpec } from '../../host/ipvsadm/rules.js';
 
 export const VIP = '202.103.106.5';
 export const CLIENT = '202.100.1.2';

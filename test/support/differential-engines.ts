@@ -1,7 +1,7 @@
 // The two engines of the differential runs, configured alike: the WASM Engine and the plain
 // TypeScript reference (test/reference/engine.ts), both with MIXED_OPTIONS and MIXED_RULES.
 // `connCapacity` overrides MIXED_OPTIONS' table size (e.g. 64: table-full often).
-import { Engine } from '../../host/engine.js';
+import { Engine } from '../../host/engine/engine.js';
 import { ReferenceEngine } from '../reference/engine.js';
 import { MIXED_OPTIONS, MIXED_RULES, type EngineLike } from './mixed-traffic.js';
 

@@ -18,7 +18,7 @@
 //
 // Packets come from the packet kit (./packets.ts); ICMP errors are assembled here from kit
 // packets, as a router quotes them. Nothing here reads engine code.
-import type { EngineOptions, PacketResult } from '../../host/engine.js';
+import type { EngineOptions, PacketResult } from '../../host/engine/engine.js';
 import { prng, randBytes, randInt } from './dataplane.js';
 import { ethernetFrame, icmpPacket, ipChecksum, tcpPacket, udpPacket } from './packets.js';
 

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WasmvsError } from './errors.js';
+import { WasmvsError } from '../errors.js';
 
 export const ABI = {
   ABI_VERSION: 1,
@@ -193,10 +193,10 @@ export interface WasmImports {
   schedule(service: number, saddr: number, sport: number, daddr: number, dport: number): number;
 }
 
-/** Finds build/wasm from host/ (sources run by tsx) or build/host/ (compiled). */
+/** Finds build/wasm from host/engine/ (sources run by tsx) or build/host/engine/ (compiled). */
 function wasmDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return dirname(here).endsWith('build') ? join(here, '..', 'wasm') : join(here, '..', 'build', 'wasm');
+  const host = dirname(dirname(fileURLToPath(import.meta.url)));
+  return dirname(host).endsWith('build') ? join(host, '..', 'wasm') : join(host, '..', 'build', 'wasm');
 }
 
 const compiled = new Map<string, WebAssembly.Module>();

@@ -4,10 +4,10 @@
 //
 // Packets travel through the ring as in the gateway: consecutive records with the same
 // millisecond timestamp form one batch (one WASM call), so timeouts see the capture's time.
-import type { DropReason, PassReason } from './abi.js';
-import { Engine, type ConnInfo, type EngineOptions, type Timeouts } from './engine.js';
+import type { DropReason, PassReason } from '../engine/abi.js';
+import { Engine, type ConnInfo, type EngineOptions, type Timeouts } from '../engine/engine.js';
 import { ipv4Offset, PcapWriter, readPcap, recordTimeMs, type PcapRecord } from './pcap.js';
-import type { ServiceStats } from './stats.js';
+import type { ServiceStats } from '../engine/stats.js';
 
 export interface ReplayOptions {
   /** Rules in ipvsadm-save syntax. */
@@ -150,17 +150,6 @@ export function replay(options: ReplayOptions): ReplayResult {
     statistics: engine.statistics(),
     endTime: now,
   };
-}
-
-/** The connection table as `ipvsadm -L -n -c` prints it. */
-export function formatConnections(conns: readonly ConnInfo[]): string {
-  const lines = ['IPVS connection entries', 'pro expire state       source             virtual            destination'];
-  for (const c of conns) {
-    const secs = Math.floor(c.expiresIn / 1000);
-    const expire = `${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}`;
-    lines.push(`${c.protocol.toUpperCase().padEnd(3)} ${expire}  ${c.state.padEnd(11)} ${`${c.caddr}:${c.cport}`.padEnd(18)} ${`${c.vaddr}:${c.vport}`.padEnd(18)} ${c.daddr}:${c.dport}`);
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 /** The summary as aligned text. */

@@ -16,7 +16,7 @@
 // The reader is strict about truncation (a short record means a cut-off or corrupt file, and
 // replaying half a frame would only produce a confusing drop later) but lenient about
 // cap_len > snaplen, which some capture tools write.
-import { WasmvsError } from './errors.js';
+import { WasmvsError } from '../errors.js';
 
 export const LINKTYPE_ETHERNET = 1;
 export const LINKTYPE_RAW = 101;

@@ -13,10 +13,10 @@ import {
 import {
   checkPort, formatIPv4, IPPROTO_TCP, IPPROTO_UDP, parseIPv4, parseProtocol, type Protocol,
   protocolNumber, wire16, wire32,
-} from './addr.js';
-import { WasmvsError } from './errors.js';
-import { emitRules, parseRules, type DestSpec, type RuleSet, type ServiceSpec } from './rules.js';
-import { checkScheduler, createScheduler, DEFAULT_SCHEDULER, type SchedDest, type Scheduler } from './schedulers/index.js';
+} from '../addr.js';
+import { WasmvsError } from '../errors.js';
+import { emitRules, parseRules, type DestSpec, type RuleSet, type ServiceSpec } from '../ipvsadm/rules.js';
+import { checkScheduler, createScheduler, DEFAULT_SCHEDULER, type SchedDest, type Scheduler } from '../schedulers/index.js';
 import { EST_INTERVAL_MS, Estimator, Totals, totalsDecreased, type ServiceStats, type StatsRecord, type StatsServiceRecord } from './stats.js';
 
 export interface Timeouts {

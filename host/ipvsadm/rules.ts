@@ -10,9 +10,9 @@
 // file contains, -A and -a, are accepted; everything else is refused by name rather than skipped,
 // so a restore never half-applies. parseRules is pure: it returns a new RuleSet or throws a
 // WasmvsError naming the first bad line, and the caller's running config is untouched.
-import type { Protocol } from './addr.js';
-import { formatIPv4, parseIPv4, parsePort } from './addr.js';
-import { WasmvsError } from './errors.js';
+import type { Protocol } from '../addr.js';
+import { formatIPv4, parseIPv4, parsePort } from '../addr.js';
+import { WasmvsError } from '../errors.js';
 
 export interface ServiceSpec {
   protocol: Protocol;

@@ -1,6 +1,6 @@
 // Statistics as IPVS keeps them: totals per service and per real server, and rates from the
-// kernel's estimator (net/netfilter/ipvs/ip_vs_est.c), printed as `ipvsadm -L -n --stats` and
-// `--rate` print them (ipvsadm.c print_title, print_service_entry, print_largenum).
+// kernel's estimator (net/netfilter/ipvs/ip_vs_est.c). host/ipvsadm/format.ts prints them as
+// `ipvsadm -L -n --stats` and `--rate` do.
 //
 // The estimator, as ip_vs_est.c: every 2 seconds, for each counter, the increase since the
 // last step becomes a rate, scaled to fixed point and halved in the same shift (2 seconds):
@@ -22,7 +22,7 @@
 // others none, as the kernel's timer keeps ticking while no packet flows), so the same
 // traffic gives the same rates however often the estimator is fed. Values are JS numbers:
 // exact below 2^53, i.e. up to 2^48 bytes per 2-second step.
-import { parseIPv4, protocolNumber, type Protocol } from './addr.js';
+import type { Protocol } from '../addr.js';
 
 /** The kernel's estimation interval (2 * HZ). */
 export const EST_INTERVAL_MS = 2000;
@@ -215,55 +215,3 @@ export class Estimator {
 }
 
 // ---- ipvsadm -L -n --stats / --rate ---------------------------------------------------------
-
-/**
- * A counter as ipvsadm's print_largenum prints it: right-aligned in 9 columns; from 10^8 on,
- * in thousands (K), millions (M), billions (G) or trillions (T), truncated. `exact`
- * (ipvsadm --exact): every digit, one column wider than the number when it needs more than 8.
- */
-export function formatLargeNum(n: number, exact = false): string {
-  const digits = String(n);
-  if (exact) return digits.padStart(digits.length <= 8 ? 9 : digits.length + 1);
-  if (n < 1e8) return digits.padStart(9);
-  if (n < 1e9) return `${String(Math.floor(n / 1e3)).padStart(8)}K`;
-  if (n < 1e11) return `${String(Math.floor(n / 1e6)).padStart(8)}M`;
-  if (n < 1e14) return `${String(Math.floor(n / 1e9)).padStart(8)}G`;
-  return `${String(Math.floor(n / 1e12)).padStart(8)}T`;
-}
-
-const SVC_NAME_WIDTH = 33; // ipvsadm: "%-33s", the name cut at 33 characters
-const DEST_NAME_WIDTH = 28; // "  -> %-28s", cut at 28
-
-/**
- * The table `ipvsadm -L -n --stats` (kind 'stats': totals) or `--rate` (kind 'rate') prints,
- * from its column titles on (the "IP Virtual Server version" banner describes a kernel and is
- * left out). Services and their real servers are sorted as ipvsadm sorts them: protocol,
- * address, port.
- */
-export function formatStatsTable(services: readonly ServiceStats[], kind: 'stats' | 'rate', exact = false): string {
-  const titles = kind === 'stats'
-    ? ['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes']
-    : ['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'];
-  const lines = [
-    `${'Prot LocalAddress:Port'.padEnd(SVC_NAME_WIDTH)} ${titles.map((t) => t.padStart(8)).join(' ')}`,
-    '  -> RemoteAddress:Port',
-  ];
-  const num = (n: number) => formatLargeNum(n, exact);
-  const sorted = [...services].sort((a, b) => protocolNumber(a.protocol) - protocolNumber(b.protocol)
-    || parseIPv4(a.vaddr) - parseIPv4(b.vaddr) || a.vport - b.vport);
-  for (const s of sorted) {
-    const name = `${s.protocol.toUpperCase()}  ${s.vaddr}:${s.vport}`.slice(0, SVC_NAME_WIDTH).padEnd(SVC_NAME_WIDTH);
-    lines.push(kind === 'stats'
-      ? name + num(s.conns) + num(s.inPkts) + num(s.outPkts) + num(s.inBytes) + num(s.outBytes)
-      : name + num(s.cps) + num(s.inPps) + num(s.outPps) + num(s.inBps) + num(s.outBps));
-    const dests = [...s.dests].sort((a, b) => parseIPv4(a.daddr) - parseIPv4(b.daddr) || a.dport - b.dport);
-    for (const d of dests) {
-      const dname = `  -> ${`${d.daddr}:${d.dport}`.slice(0, DEST_NAME_WIDTH).padEnd(DEST_NAME_WIDTH)}`;
-      // As ipvsadm: a real server's CPS and PPS are plain "%8u" columns, its BPS large numbers.
-      lines.push(kind === 'stats'
-        ? dname + num(d.conns) + num(d.inPkts) + num(d.outPkts) + num(d.inBytes) + num(d.outBytes)
-        : `${dname} ${String(d.cps).padStart(8)} ${String(d.inPps).padStart(8)} ${String(d.outPps).padStart(8)}${num(d.inBps)}${num(d.outBps)}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
-}

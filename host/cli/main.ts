@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// The wasmvs command. Exit status: 0 success, 1 a bad input (rules, capture, file), 2 a
+// usage error. Errors go to stderr as "wasmvs: CODE: message".
+//
+// One module per command; a command is one line in COMMANDS. A command returns its exit
+// status (a long-running one, such as a gateway, may return a promise of it).
+import { readFileSync } from 'node:fs';
+import { WasmvsError } from '../errors.js';
+import { runReplay } from './replay.js';
+import { USAGE, UsageError } from './usage.js';
+
+type Command = (argv: string[]) => number | Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  replay: runReplay,
+};
+
+/** The package version, from host/cli/ (sources) or build/host/cli/ (compiled). */
+function version(): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'wasmvs') return pkg.version;
+    } catch {
+      // not this one
+    }
+  }
+  return 'unknown';
+}
+
+function report(e: unknown): number {
+  if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`wasmvs: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (e instanceof WasmvsError) {
+    process.stderr.write(`wasmvs: ${e.code}: ${e.message}\n`);
+    return 1;
+  }
+  throw e;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const [command, ...rest] = argv;
+    if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === '-V' || command === '--version') {
+      process.stdout.write(`wasmvs ${version()}\n`);
+      return 0;
+    }
+    const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (run === undefined) throw new UsageError(`unknown command "${command}"`);
+    return await run(rest);
+  } catch (e) {
+    return report(e);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
