@@ -38,7 +38,7 @@
 //                         and as much of the datagram as keeps the whole reply within 576 bytes
 //                         (RFC 1812 4.3.2.3; icmp_send caps room at 576), never past its end.
 //   Echo reply            IP as an ICMP error but with the request's tos (ECN cleared); ICMP:
-//                         type 0, the request's code, identifier, sequence and data.
+//                         type 0 code 0, the request's identifier, sequence and data.
 //
 // Every answer takes one token from one bucket (ratelimit.ts). The kernel limits only ICMP
 // errors (icmp_ratemask 0x1818) and not RSTs or echo replies; the gateway bounds all of them,
@@ -270,10 +270,10 @@ export class Responder {
     this.writeIpHeader(packet, out, packet[IP_TOS] & ~ECN_MASK, length, IPPROTO_ICMP);
     const m = IP_HEADER_LEN;
     out[m + ICMP_TYPE] = ICMP_ECHO_REPLY;
-    out[m + ICMP_CODE] = packet[l4 + ICMP_CODE];
+    out[m + ICMP_CODE] = 0;
     out[m + ICMP_CHECKSUM] = 0;
     out[m + ICMP_CHECKSUM + 1] = 0;
-    let s = (ICMP_ECHO_REPLY << 8) | packet[l4 + ICMP_CODE];
+    let s = ICMP_ECHO_REPLY << 8;
     // Identifier, sequence and data, as received (RFC 792: "the data received in the echo
     // message must be returned in the echo reply message").
     s = copySum(packet, l4 + 4, l4 + segLen, out, m + 4, s);
