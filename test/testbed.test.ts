@@ -170,7 +170,7 @@ if (!ROOT) {
   const CHILD = fileURLToPath(new URL('./support/testbed-child.ts', import.meta.url));
 
   function startChild(): { child: ReturnType<typeof spawn>; ready: Promise<{ prefix: string; serverPid: number }> } {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CHILD], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stderr!.on('data', (d) => (err += d));

@@ -55,7 +55,8 @@ const ROUTER_A_NARROW = '198.18.2.1';
 const ROUTER_B_NARROW = '198.18.2.2';
 const ROUTER_B_FAR = '198.18.3.1';
 
-const NS_PATTERN = /^wvs(\d+)-(\d+)-([a-z0-9]+)$/;
+// Only the roles a testbed creates, so a like-named namespace of another tool is never swept.
+const NS_PATTERN = /^wvs(\d+)-(\d+)-(client|director|rta|rtb|rs[1-9])$/;
 const KILL_GRACE_MS = 2000;
 const COMMAND_TIMEOUT_MS = 15000;
 
@@ -473,6 +474,8 @@ export class Testbed {
       throw new WasmvsError('WASMVS_NOT_ROOT', 'the testbed needs root: it creates network namespaces and veth pairs');
     }
     installHandlers();
+    // What a SIGKILLed earlier run left behind goes first, as keepalived cleans up at start.
+    Testbed.sweep();
     live.add(tb);
     try {
       await tb.build();
