@@ -355,11 +355,13 @@ if (!IS_ROOT) {
       sh(['ip', '-n', ns, 'link', 'set', TUN, 'up']);
       sh(['ip', '-n', ns, 'route', 'add', '198.18.0.99/32', 'dev', TUN, 'proto', P]);
       sh(['ip', '-n', ns, 'rule', 'add', 'pref', String(G + 1), 'from', '198.18.1.99', 'lookup', T, 'protocol', P]);
+      sh(['ip', '-n', ns, 'addr', 'add', TUN_RPF_ADDRESS, 'dev', TUN, 'scope', 'host']);
       sh(['ip', '-n', ns, 'link', 'set', TUN, 'down']);
       sh(['ip', '-n', ns, 'route', 'add', '198.18.0.98/32', 'dev', 'rs0', 'proto', P]); // ours by tag, not this TUN's: kept
       expectOk(drive(ns, options, [{ op: 'recover' }]));
       assert.equal(ourRules(ns), []);
       assert.equal(ourRoutes(ns), ['198.18.0.98 dev rs0 table main']);
+      assert.equal(ipj(ns, '-4', 'addr', 'show', 'dev', TUN)[0]?.addr_info ?? [], []);
     } finally {
       if (pid !== undefined) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       deleteNs(ns);

@@ -750,6 +750,17 @@ async function sweepTags(tun: string, table: number, priority: number, log: (lin
     if (!res.ok && !ALREADY_GONE.test(res.stderr)) throw ipError(argv, res);
     log(`ip ${argv.join(' ')}  # tagged, left by a stopped gateway`);
   }
+  // The rp_filter address cannot carry a tag in iproute2 6.1; on our TUN it can only be ours.
+  const addr = await ipAsync(['-j', '-4', 'addr', 'show', 'dev', tun]);
+  if (addr.ok && addr.stdout.trim()) {
+    const [link] = JSON.parse(addr.stdout) as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+    if ((link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === TUN_RPF_ADDRESS)) {
+      const argv = ['addr', 'del', TUN_RPF_ADDRESS, 'dev', tun];
+      const res = await ipAsync(argv);
+      if (!res.ok && !ALREADY_GONE.test(res.stderr)) throw ipError(argv, res);
+      log(`ip ${argv.join(' ')}  # left by a stopped gateway`);
+    }
+  }
   const routes = await ipJson<{ dst: string; dev?: string; table?: string }>(['-4', 'route', 'show', 'table', 'all', 'proto', P]);
   for (const r of routes) {
     if (r.dev !== tun) continue;
