@@ -138,7 +138,7 @@ if (!IS_ROOT) {
 
   function ourRules(ns: string): string[] {
     return ipj(ns, '-4', 'rule', 'show').filter((r) => r.protocol === P).map((r) => 'nop' in r ? `${r.priority} nop` :
-      `${r.priority} ${r.iif ? `iif ${r.iif}` : `from ${r.src}`} ${r.goto !== undefined ? `goto ${r.goto}` : `lookup ${r.table}`}`);
+      `${r.priority} ${r.iif ? `iif ${r.iif}` : `from ${r.src}`}${r.ipproto ? ` ipproto ${r.ipproto}` : ''} ${r.goto !== undefined ? `goto ${r.goto}` : `lookup ${r.table}`}`);
   }
   function ourRoutes(ns: string): string[] {
     return ipj(ns, '-4', 'route', 'show', 'table', 'all', 'proto', P).map((r) => `${r.dst} dev ${r.dev} table ${r.table ?? 'main'}`).sort();
@@ -178,6 +178,8 @@ if (!IS_ROOT) {
       assert.is(journal.tun, TUN);
       assert.equal(ourRules(ns), [
         `${G} iif ${TUN} goto ${G + 2}`,
+        `${G} iif lo ipproto icmp goto ${G + 2}`,
+        `${G + 1} from all ipproto icmp lookup ${T}`,
         `${G + 1} from 198.18.1.10 lookup ${T}`,
         `${G + 1} from 198.18.1.11 lookup ${T}`,
         `${G + 2} nop`,
@@ -201,7 +203,7 @@ if (!IS_ROOT) {
       const again = results(drive(ns, options, [{ op: 'setup' }]));
       assert.is(again[0].error?.code, 'WASMVS_HOST_NET');
       assert.match(again[0].error!.message, /recover/);
-      assert.equal(ourRules(ns).length, 4, 'the refused setup changed nothing');
+      assert.equal(ourRules(ns).length, 6, 'the refused setup changed nothing');
       expectOk(drive(ns, options, [{ op: 'recover' }]));
       assert.equal(snapshot(ns), before, 'recover() of a journal left by an exited process restores everything');
 
@@ -215,6 +217,8 @@ if (!IS_ROOT) {
       expectOk(life);
       assert.equal(ourRules(ns), [
         `${G} iif ${TUN} goto ${G + 2}`,
+        `${G} iif lo ipproto icmp goto ${G + 2}`,
+        `${G + 1} from all ipproto icmp lookup ${T}`,
         `${G + 1} from 198.18.1.11 lookup ${T}`,
         `${G + 1} from 198.18.1.12 lookup ${T}`,
         `${G + 2} nop`,
@@ -300,6 +304,8 @@ if (!IS_ROOT) {
       assert.is(r[5].error?.code, 'WASMVS_BAD_ADDRESS');
       assert.equal(ourRules(ns), [
         `${G} iif ${TUN} goto ${G + 2}`,
+        `${G} iif lo ipproto icmp goto ${G + 2}`,
+        `${G + 1} from all ipproto icmp lookup ${T}`,
         `${G + 1} iif rs0 lookup ${T}`,
         `${G + 1} iif cl0 lookup ${T}`,
         `${G + 2} nop`,

@@ -9,6 +9,8 @@
 //   ip route add default dev wvs0 table 22358 proto 87          our table: "send it to the TUN"
 //   ip rule add pref 22359 nop protocol 87                      anchor (see the loop guard)
 //   ip rule add pref 22357 iif wvs0 goto 22359 protocol 87      loop guard
+//   ip rule add pref 22357 iif lo ipproto icmp goto 22359 protocol 87   the host's own ICMP
+//   ip rule add pref 22358 ipproto icmp lookup 22358 protocol 87  forwarded ICMP (below)
 //   ip rule add pref 22358 from RIP lookup 22358 protocol 87    per real server (sync)
 //     or, with realServerIfaces: ip rule add pref 22358 iif IFACE lookup 22358 protocol 87
 //   ip route add VIP/32 dev wvs0 proto 87                       per VIP, main table (sync)
@@ -32,6 +34,13 @@
 // anchor and evaluation continues with the host's own rules (fib_rules.c: a goto needs a rule
 // at exactly its target priority, hence the `nop` anchor). VRF (l3mdev rules at pref 1000) is
 // not supported: the l3mdev rule would dispatch before ours.
+//
+// Why forwarded ICMP goes through the TUN whatever its source: an error about one of our
+// connections can come from a router between the director and a real server (path MTU
+// discovery: "fragmentation needed" quoting client -> RIP, sent to the client by a router
+// whose address is no real server's). Kernel IPVS catches those in ip_vs_out_icmp on the
+// forward path; here the engine translates them (quote, outer source to the VIP) and passes
+// transit ICMP back unchanged. The host's own ICMP (iif lo) is left alone.
 //
 // Reverse-path filtering (net/ipv4/fib_frontend.c, __fib_validate_source; IN_DEV_RPFILTER is
 // IN_DEV_MAXCONF, max(all, dev)). Packets the gateway writes into the TUN carry client (or
@@ -616,6 +625,8 @@ export class HostNetwork {
       await this.add(['route', 'add', 'default', 'dev', tun, 'table', T, 'proto', P]);
       await this.add(['rule', 'add', 'pref', String(this.priority + 2), 'nop', 'protocol', P]);
       await this.add(['rule', 'add', 'pref', String(this.priority), 'iif', tun, 'goto', String(this.priority + 2), 'protocol', P]);
+      await this.add(['rule', 'add', 'pref', String(this.priority), 'iif', 'lo', 'ipproto', 'icmp', 'goto', String(this.priority + 2), 'protocol', P]);
+      await this.add(['rule', 'add', 'pref', String(this.priority + 1), 'ipproto', 'icmp', 'lookup', T, 'protocol', P]);
       for (const dev of this.realServerIfaces) {
         await this.add(['rule', 'add', 'pref', String(this.priority + 1), 'iif', dev, 'lookup', T, 'protocol', P], `rsif:${dev}`);
       }
@@ -728,9 +739,9 @@ function removeFile(path: string): void {
  */
 async function sweepTags(tun: string, table: number, priority: number, log: (line: string) => void): Promise<void> {
   const P = String(HOSTNET_PROTO);
-  const rules = await ipJson<{ priority: number; iif?: string; src?: string; srclen?: number; table?: string; goto?: number; nop?: null; protocol?: string }>(['-4', 'rule', 'show']);
+  const rules = await ipJson<{ priority: number; iif?: string; src?: string; srclen?: number; ipproto?: string; table?: string; goto?: number; nop?: null; protocol?: string }>(['-4', 'rule', 'show']);
   const mine = rules.filter((r) => r.protocol === P && (
-    (r.priority === priority && r.iif === tun && r.goto === priority + 2) ||
+    (r.priority === priority && (r.iif === tun || (r.iif === 'lo' && r.ipproto === 'icmp')) && r.goto === priority + 2) ||
     (r.priority === priority + 1 && r.table === String(table)) ||
     (r.priority === priority + 2 && 'nop' in r)));
   // Selection rules first, the anchor last, so a goto never points past a missing target.
@@ -742,6 +753,7 @@ async function sweepTags(tun: string, table: number, priority: number, log: (lin
     const argv = ['rule', 'del', 'pref', String(r.priority)];
     if (r.iif) argv.push('iif', r.iif);
     if (r.src && r.src !== 'all') argv.push('from', r.srclen !== undefined && r.srclen !== 32 ? `${r.src}/${r.srclen}` : r.src);
+    if (r.ipproto) argv.push('ipproto', r.ipproto);
     if (r.goto !== undefined) argv.push('goto', String(r.goto));
     else if ('nop' in r) argv.push('nop');
     else argv.push('lookup', String(table));
