@@ -15,8 +15,8 @@
 // record. Deletion shifts later entries of the run back (Knuth 6.4 Algorithm R), so there
 // are no tombstones and probe runs stay short with no rebuild.
 //
-// Memory per connection: 32-byte record + 8 bytes of timer links + 4 x 4-byte index slots
-// = 56 bytes.
+// Memory per connection: 32-byte record + 16 bytes of links (timer wheel, persistence) +
+// 4 x 4-byte index slots = 64 bytes.
 import {
   CONN_CADDR, CONN_CPORT, CONN_DADDR, CONN_DPORT, CONN_F_HASHED, CONN_FLAGS, CONN_PROTO,
   CONN_F_TEMPLATE, CONN_SIZE, CONN_VADDR, CONN_VPORT, LINK_NEXT, LINK_SIZE, CTRL_BUMP_NEXT, CTRL_FREE_HEAD,

@@ -1,5 +1,5 @@
 // wasmvs data plane: the module's exports. Every export takes and returns integers
-// (addresses, lengths, counts, codes); the host's typed view of them is host/abi.ts.
+// (addresses, lengths, counts, codes); the host's typed view of them is host/engine/abi.ts.
 import {
   ABI_VERSION, CONN_SIZE, CTRL_LINK_BASE, LINK_SIZE, COUNTER_SLOTS, CTRL_ABI_OFF, CTRL_CONN_BASE,
   CTRL_CONN_CAPACITY, CTRL_COUNTER_BASE, CTRL_DATA_BASE, CTRL_DESC_BASE, CTRL_DEST_BASE, CTRL_END,
@@ -18,6 +18,11 @@ import { sipHash13 } from './siphash';
 import { wheelStart } from './timer';
 
 export * from './layout';
+// TCP state numbers are ABI too: connection records, events and the timeout table hold them.
+export {
+  TCP_S_CLOSE, TCP_S_CLOSE_WAIT, TCP_S_COUNT, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_LAST_ACK,
+  TCP_S_LISTEN, TCP_S_NONE, TCP_S_SYNACK, TCP_S_SYN_RECV, TCP_S_SYN_SENT, TCP_S_TIME_WAIT, UDP_S_NORMAL,
+} from './tcpstate';
 export { serviceSet, serviceConfigure, serviceClear, destSet, destRetire, destReset, destZeroStats } from './service';
 
 @inline function align64(x: usize): usize { return (x + 63) & ~(<usize>63); }
@@ -89,7 +94,11 @@ export function init(key0lo: u32, key0hi: u32, key1lo: u32, key1hi: u32): void {
   memory.copy(timeoutBase, DEFAULT_TIMEOUTS_MS, DEFAULT_TIMEOUT_COUNT * 4);
 }
 
-/** Another instance over the same memory (a worker) picks up the regions. 1 if valid. */
+/**
+ * Another instance over the same memory (a worker) picks up the regions. 1 if valid. The data
+ * plane is single-writer: records, index, wheel and counters are updated without atomics, so
+ * only one instance at a time may call process, expire or a configuration function.
+ */
 export function attach(): u32 {
   if (load<u32>(CTRL + CTRL_MAGIC_OFF) != CTRL_MAGIC || load<u32>(CTRL + CTRL_ABI_OFF) != ABI_VERSION) return 0;
   loadRegions();

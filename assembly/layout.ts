@@ -106,10 +106,20 @@ export const VERDICT_FORWARD: u8 = 1; // rewritten in place, send it on
 export const VERDICT_PASS: u8 = 2; //    not ours, unchanged, send it on
 export const VERDICT_DROP: u8 = 3; //    dropped, reason says why
 export const VERDICT_REPLY: u8 = 4; //   reserved: the slot now holds a generated reply
+export const VERDICT_LOCAL: u8 = 5; //   addressed to a VIP but served by no service: the
+//                                       director answers it as a host would (RST, ICMP)
+
+// Local reasons (why a packet to a VIP was none of a service's): what a host with that
+// address would answer, as the kernel's tcp_v4_send_reset, icmp_send(PORT/PROT_UNREACH) and
+// icmp_echo. Counted as COUNTER_LOCAL_BASE + reason.
+export const LOCAL_NO_SERVICE: u16 = 1; // TCP or UDP to a port no service of that protocol serves
+export const LOCAL_ICMP: u16 = 2; //       ICMP that is not an error we translate (echo request ...)
+export const LOCAL_PROTOCOL: u16 = 3; //   neither TCP, UDP nor ICMP
+export const LOCAL_REASON_COUNT: u16 = 4;
 
 // Pass reasons (why a packet was none of ours).
 export const PASS_NOT_IPV4: u16 = 1; //   IPv6: not handled yet, routed unchanged
-export const PASS_PROTOCOL: u16 = 2; //   neither TCP nor UDP (ICMP ...)
+export const PASS_PROTOCOL: u16 = 2; //   not to a VIP: neither TCP nor UDP, or ICMP that is no error of ours
 export const PASS_NO_MATCH: u16 = 3; //   no connection, not addressed to a VIP
 
 // Drop reasons: every rejection has its own code (and counter COUNTER_DROP_BASE + code).
@@ -125,18 +135,22 @@ export const DROP_TCP_TRUNCATED: u16 = 9; //   fewer than 20 bytes of TCP header
 export const DROP_BAD_TCP_DOFF: u16 = 10; //   data offset < 5 or beyond the segment
 export const DROP_UDP_TRUNCATED: u16 = 11; //  fewer than 8 bytes of UDP header
 export const DROP_BAD_UDP_LENGTH: u16 = 12; // UDP length < 8 or beyond the datagram
-export const DROP_NO_SERVICE: u16 = 13; //     to a VIP, no service on that protocol/port (refused)
-export const DROP_NO_CONN: u16 = 14; //        TCP non-SYN for no connection
-export const DROP_NO_DEST: u16 = 15; //        the scheduler found no available real server
-export const DROP_TABLE_FULL: u16 = 16; //     connection table full
-export const DROP_TUPLE_CLASH: u16 = 17; //    the new connection's tuple is another's reply tuple
-export const DROP_DEST_GONE: u16 = 18; //      its real server was deleted; expire_nodest_conn is on
-export const DROP_ICMP_TRUNCATED: u16 = 19; // ICMP header, quoted IP header or quoted ports cut short
-export const DROP_BAD_ICMP_CHECKSUM: u16 = 20;
-export const DROP_ICMP_NO_CONN: u16 = 21; //   an ICMP error about one of ours with no connection
+export const DROP_NO_CONN: u16 = 13; //        TCP non-SYN for no connection
+export const DROP_NO_DEST: u16 = 14; //        the scheduler found no available real server
+export const DROP_TABLE_FULL: u16 = 15; //     connection table full
+export const DROP_TUPLE_CLASH: u16 = 16; //    the new connection's tuple is another's reply tuple
+export const DROP_DEST_GONE: u16 = 17; //      its real server was deleted; expire_nodest_conn is on
+export const DROP_ICMP_TRUNCATED: u16 = 18; // ICMP header, quoted IP header or quoted ports cut short
+export const DROP_BAD_ICMP_CHECKSUM: u16 = 19;
+export const DROP_ICMP_NO_CONN: u16 = 20; //   an ICMP error about one of ours with no connection
+export const DROP_SCHEDULER_ERROR: u16 = 21; // the host's scheduler failed (threw) for this packet
 export const DROP_REASON_COUNT: u16 = 22;
 
-// ---- connection record (32 bytes) and its links (8 bytes) -------------------------------
+// What the host's schedule() import returns besides a dest index.
+export const SCHEDULE_NONE: i32 = -1; //  no real server available (DROP_NO_DEST)
+export const SCHEDULE_ERROR: i32 = -2; // the scheduler threw (DROP_SCHEDULER_ERROR)
+
+// ---- connection record (32 bytes) and its links (LINK_SIZE, 16 bytes) ------------------
 //   0       4       8       12    14    16    18   19   20    22    24      28      32
 //   +-------+-------+-------+-----+-----+-----+----+----+-----+-----+-------+-------+
 //   | caddr | vaddr | daddr |cport|vport|dport|prot|stat|flags|dest |expires|t.tick |
@@ -276,7 +290,7 @@ export const EVENT_CONN_REUSED: u8 = 4; //  replaced by a new SYN on its tuple (
 
 // ---- counters (u64 each) -------------------------------------------------------------------
 // (Packets in total are not counted: every packet gets exactly one of forward-in,
-// forward-out, pass or drop, and the host adds them up.)
+// forward-out, pass, drop or local, and the host adds them up.)
 export const COUNTER_FORWARD_IN: u32 = 1;
 export const COUNTER_FORWARD_OUT: u32 = 2;
 export const COUNTER_PASS: u32 = 3;
@@ -285,8 +299,10 @@ export const COUNTER_CONN_NEW: u32 = 5;
 export const COUNTER_CONN_EXPIRED: u32 = 6;
 export const COUNTER_CONN_REUSED: u32 = 7;
 export const COUNTER_EVENTS_LOST: u32 = 8;
+export const COUNTER_LOCAL: u32 = 9;
 export const COUNTER_PASS_BASE: u32 = 12; // + pass reason (1..3)
-export const COUNTER_DROP_BASE: u32 = 16; // + drop reason
+export const COUNTER_DROP_BASE: u32 = 16; // + drop reason (1..DROP_REASON_COUNT - 1)
+export const COUNTER_LOCAL_BASE: u32 = 40; // + local reason (1..3)
 export const COUNTER_SLOTS: u32 = 64;
 
 // ---- timeouts (u32 ms per state) -----------------------------------------------------------

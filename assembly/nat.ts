@@ -6,7 +6,8 @@
 //     found, reply direction    (RIP:rport -> client):    SNAT back to VIP:vport FORWARD
 //     not found, VIP service, TCP SYN or any UDP:         schedule (one host call), record,
 //                                                         DNAT                   FORWARD
-//     not found, VIP without that service:                refused                DROP
+//     not found, VIP without that service, or ICMP query
+//       or another protocol to a VIP:                     the director's own     LOCAL
 //     anything else:                                      not ours               PASS
 //
 // Worked example (the seed's golden test): service TCP 202.103.106.5:80, the scheduler picks
@@ -35,17 +36,18 @@ import {
   DESC_HASH_HI, DESC_L3OFF, DESC_LEN, DESC_REASON, DESC_SIZE, DESC_VERDICT, DEST_ACTIVE,
   DEST_CONNS, DEST_DADDR, DEST_DPORT, DEST_FLAGS, DEST_F_AVAILABLE, DEST_INACTIVE, DEST_IN_BYTES,
   DEST_IN_PKTS, DEST_OUT_BYTES, DEST_OUT_PKTS, DEST_PERSIST, DROP_BAD_SLOT, DROP_DEST_GONE,
-  DROP_FRAGMENT, DROP_ICMP_NO_CONN, DROP_NO_CONN, DROP_NO_DEST, DROP_NO_SERVICE, DROP_SHORT_PACKET,
+  DROP_FRAGMENT, DROP_ICMP_NO_CONN, DROP_NO_CONN, DROP_NO_DEST, DROP_SCHEDULER_ERROR, DROP_SHORT_PACKET,
   DROP_TABLE_FULL, DROP_TUPLE_CLASH, EVENT_CADDR, EVENT_CONN, EVENT_CONN_EXPIRED, EVENT_CONN_NEW,
   EVENT_CONN_REUSED, EVENT_CONN_STATE, EVENT_CPORT, EVENT_DADDR, EVENT_DEST, EVENT_DPORT,
   EVENT_NEW_STATE, EVENT_OLD_STATE, EVENT_PROTO, EVENT_SIZE, EVENT_TIME, EVENT_TYPE, EVENT_VADDR,
   EVENT_VPORT, INDEX_DIR_BIT, INDEX_REF_MASK, LINK_CONTROL, LINK_N_CONTROL, LINK_TIMEOUT,
-  PASS_NOT_IPV4, PASS_NO_MATCH, PASS_PROTOCOL, SETTING_EXPIRE_NODEST_CONN, SVC_FLAGS,
+  LOCAL_ICMP, LOCAL_NO_SERVICE, LOCAL_PROTOCOL, PASS_NOT_IPV4, PASS_NO_MATCH, PASS_PROTOCOL,
+  SCHEDULE_ERROR, SETTING_EXPIRE_NODEST_CONN, SVC_FLAGS,
   SVC_F_ONE_PACKET, SVC_F_PERSISTENT, SVC_NETMASK, SVC_PTIMEOUT, SVC_VPORT, TEMPLATE_PROTO_BIT,
-  VERDICT_DROP, VERDICT_FORWARD, VERDICT_NONE, VERDICT_PASS,
+  VERDICT_DROP, VERDICT_FORWARD, VERDICT_LOCAL, VERDICT_NONE, VERDICT_PASS,
 } from './layout';
 import {
-  count, countDrop, countPass, CTRL, dataBase, descBase, eventBase, eventCapacity, maxDests,
+  count, countDrop, countLocal, countPass, CTRL, dataBase, descBase, eventBase, eventCapacity, maxDests,
   slotCount, slotSize, timeoutMs,
 } from './regions';
 import { destAddr, destUpdateOverload, isDestAddr, isVip, serviceFind, svcAddr } from './service';
@@ -76,6 +78,7 @@ let outFlags: u8 = 0;
 
 @inline function drop(reason: u16): u8 { countDrop(reason); outReason = reason; return VERDICT_DROP; }
 @inline function pass(reason: u16): u8 { countPass(reason); outReason = reason; return VERDICT_PASS; }
+@inline function local(reason: u16): u8 { countLocal(reason); outReason = reason; return VERDICT_LOCAL; }
 
 /** A SYN that opens a connection: SYN without ACK, RST or FIN. */
 @inline function isOpeningSyn(flags: u8): bool { return (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN; }
@@ -340,6 +343,7 @@ function openConnection(svc: u32, h: u64, p: usize, l4: usize, isTcp: bool, part
   }
   if (dest < 0) {
     dest = hostSchedule(svc, saddr, sport, daddr, dport);
+    if (dest == SCHEDULE_ERROR) return drop(DROP_SCHEDULER_ERROR);
     if (dest < 0 || <u32>dest >= maxDests) return drop(DROP_NO_DEST);
     if (!(load<u16>(destAddr(<u32>dest) + DEST_FLAGS) & DEST_F_AVAILABLE)) return drop(DROP_NO_DEST);
   }
@@ -404,7 +408,13 @@ function validate(p: usize, avail: u32): u8 {
   const bad = ipv4Check(p, avail);
   if (bad) return drop(bad);
   const proto = ipv4Protocol(p);
-  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP) return pass(PASS_PROTOCOL);
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP) {
+    // Another protocol to a VIP is the director's to answer (protocol unreachable), never to
+    // route on: through a TUN it would loop back to the VIP. A later fragment of it is
+    // dropped as any fragment to a VIP is (no reassembly, and one answer per datagram).
+    if (!isVip(ipv4Daddr(p))) return pass(PASS_PROTOCOL);
+    return ipv4IsLaterFragment(p) ? drop(DROP_FRAGMENT) : local(LOCAL_PROTOCOL);
+  }
   if (ipv4IsLaterFragment(p)) {
     // No ports to look up without reassembly: drop what could be ours (to a VIP, or from a
     // real server, where passing it would leak the server's address) and let transit pass.
@@ -415,7 +425,9 @@ function validate(p: usize, avail: u32): u8 {
   const l4 = p + hlen;
   if (proto == IPPROTO_ICMP) {
     const r = icmpErrorCheck(l4, l4avail);
-    if (r == ICMP_NOT_AN_ERROR || r == ICMP_NOT_TRANSLATABLE) return pass(PASS_PROTOCOL);
+    // Echo requests and other queries, and errors about no flow of ours, to a VIP are the
+    // director's own (it answers echo as icmp_echo does); elsewhere they are transit.
+    if (r == ICMP_NOT_AN_ERROR || r == ICMP_NOT_TRANSLATABLE) return isVip(ipv4Daddr(p)) ? local(LOCAL_ICMP) : pass(PASS_PROTOCOL);
     return r ? drop(r) : VERDICT_NONE;
   }
   // A first fragment (MF set) holds only part of the datagram: its UDP length may exceed it.
@@ -536,12 +548,13 @@ function handle(p: usize, partial: bool, h: u64, now: u32): u8 {
     }
   }
   const svc = serviceFind(proto, daddr, dport);
-  if (svc < 0) return isVip(daddr) ? drop(DROP_NO_SERVICE) : pass(PASS_NO_MATCH);
+  // To a VIP on a port no service serves: refused as the host would (RST, port unreachable).
+  if (svc < 0) return isVip(daddr) ? local(LOCAL_NO_SERVICE) : pass(PASS_NO_MATCH);
   if (isTcp && !isOpeningSyn(tflags)) return drop(DROP_NO_CONN);
   return openConnection(<u32>svc, h, p, l4, isTcp, partial, tflags, total, saddr, sport, daddr, dport, proto, now);
 }
 
-// ---- a batch: three passes over groups of slots ----------------------------------------------
+// ---- a batch: four passes over groups of slots -----------------------------------------------
 // At a million connections a packet's index entry and its record are two cache misses, and
 // the record's address comes from the index entry. Handled one packet at a time the misses
 // follow each other (about 2 x 160 ns on this kind of machine), and the per-packet code is too

@@ -6,7 +6,7 @@ import {
   CTRL_DEST_BASE, CTRL_LINK_BASE, CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE,
   CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SLOT_COUNT,
   CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK, CTRL_TIMEOUT_BASE,
-  CTRL_WHEEL_BASE, COUNTER_DROP_BASE, COUNTER_PASS_BASE, COUNTER_DROP, COUNTER_PASS,
+  CTRL_WHEEL_BASE, COUNTER_DROP_BASE, COUNTER_PASS_BASE, COUNTER_DROP, COUNTER_PASS, COUNTER_LOCAL, COUNTER_LOCAL_BASE,
 } from './layout';
 
 /** The control block sits at the first 64-byte boundary above the module's heap base. */
@@ -67,5 +67,6 @@ export function loadRegions(): void {
 }
 @inline export function countDrop(reason: u16): void { count(COUNTER_DROP); count(COUNTER_DROP_BASE + reason); }
 @inline export function countPass(reason: u16): void { count(COUNTER_PASS); count(COUNTER_PASS_BASE + reason); }
+@inline export function countLocal(reason: u16): void { count(COUNTER_LOCAL); count(COUNTER_LOCAL_BASE + reason); }
 
 @inline export function timeoutMs(slot: u32): u32 { return load<u32>(timeoutBase + (slot << 2)); }

@@ -1,5 +1,5 @@
 // The one catalog of errors thrown at wasmvs's control boundaries (API, rules, files, CLI).
-// The data plane never throws: its anomalies are counters and drop reasons (see counters.ts).
+// The data plane never throws: its anomalies are counters and drop reasons (Engine.counters()).
 // Every code here is documented in README ("Errors"); test/errors.test.ts keeps the two in sync.
 // Messages follow ipvsadm's wording where ipvsadm has one, so operators recognise them.
 
@@ -31,6 +31,9 @@ export const ERROR_CODES = {
   WASMVS_VIP_LOCAL: 'a VIP is already a local address of the host, so the kernel would deliver its traffic locally',
   WASMVS_CONTROL_IN_USE: 'the control socket is held by a live gateway',
   WASMVS_ABI_MISMATCH: 'the WebAssembly module and the host disagree on the memory layout',
+  WASMVS_DATAPLANE: 'the data plane refused a configuration call the host made (an engine bug: the message names the call and its code)',
+  WASMVS_DATAPLANE_ASSERT: 'an assertion of the debug data plane build failed (an engine bug: the message names the place)',
+  WASMVS_SCHEDULER: 'a scheduler threw while scheduling a new connection; the packet was dropped (scheduler-error) and the cause is attached',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ABI, DROP_REASONS, instantiate, PASS_REASONS, REASON_EXPORTS, wasmModule, type WasmExports,
+  ABI, DROP_REASONS, instantiate, LOCAL_REASONS, PASS_REASONS, REASON_EXPORTS, wasmModule, type WasmExports,
 } from '../host/engine/abi.js';
 import { Engine } from '../host/engine/engine.js';
 import { decode, hex, tcpPacket } from './support/packets.js';
@@ -30,7 +30,7 @@ function globals(ex: Exported): Map<string, number> {
 
 /** 'DROP_BAD_IP_CHECKSUM' -> 'bad-ip-checksum': the rule the reason names follow. */
 function reasonName(exportName: string): string {
-  return exportName.replace(/^(DROP|PASS)_/, '').toLowerCase().replace(/_/g, '-');
+  return exportName.replace(/^(DROP|PASS|LOCAL)_/, '').toLowerCase().replace(/_/g, '-');
 }
 
 // The functions of the WasmExports interface and how many parameters each takes. Typed as a
@@ -62,19 +62,19 @@ for (const build of ['release', 'debug'] as const) {
     const g = globals(fresh(build));
     const wrong: string[] = [];
     for (const [name, value] of Object.entries(ABI)) {
-      if (g.get(name) !== value) wrong.push(`${name}: host ${value}, wasm ${g.get(name)}`);
+      if (g.get(name) !== value >>> 0) wrong.push(`${name}: host ${value}, wasm ${g.get(name)}`);
     }
     assert.equal(wrong, []);
   });
 
-  test(`${build}: every reason constant equals its export, and every DROP_/PASS_ export is listed`, () => {
+  test(`${build}: every reason constant equals its export, and every DROP_/PASS_/LOCAL_ export is listed`, () => {
     const g = globals(fresh(build));
     const wrong: string[] = [];
     for (const [name, value] of Object.entries(REASON_EXPORTS)) {
       if (g.get(name) !== value) wrong.push(`${name}: host ${value}, wasm ${g.get(name)}`);
     }
     assert.equal(wrong, []);
-    const exported = [...g.keys()].filter((n) => /^(DROP|PASS)_/.test(n)).sort();
+    const exported = [...g.keys()].filter((n) => /^(DROP|PASS|LOCAL)_/.test(n)).sort();
     assert.equal(exported, Object.keys(REASON_EXPORTS).sort());
   });
 
@@ -89,7 +89,7 @@ for (const build of ['release', 'debug'] as const) {
   });
 }
 
-test('DROP_REASONS has one name per DROP_* code 1..DROP_REASON_COUNT-1, PASS_REASONS one per PASS_*', () => {
+test('DROP_REASONS has one name per DROP_* code 1..DROP_REASON_COUNT-1, PASS_REASONS and LOCAL_REASONS one per PASS_*/LOCAL_*', () => {
   const count = REASON_EXPORTS.DROP_REASON_COUNT;
   assert.is(DROP_REASONS.length, count);
   assert.is(DROP_REASONS[0], '', 'code 0 is "no reason"');
@@ -102,6 +102,11 @@ test('DROP_REASONS has one name per DROP_* code 1..DROP_REASON_COUNT-1, PASS_REA
   assert.is(PASS_REASONS.length, passes.length + 1);
   assert.is(PASS_REASONS[0], '');
   for (const [name, code] of passes) assert.is(PASS_REASONS[code], reasonName(name), name);
+
+  const locals = Object.entries(REASON_EXPORTS).filter(([n]) => n.startsWith('LOCAL_') && n !== 'LOCAL_REASON_COUNT');
+  assert.is(LOCAL_REASONS.length, REASON_EXPORTS.LOCAL_REASON_COUNT);
+  assert.is(LOCAL_REASONS[0], '');
+  for (const [name, code] of locals) assert.is(LOCAL_REASONS[code], reasonName(name), name);
 });
 
 test('release and debug builds load and agree on every exported constant and function', () => {

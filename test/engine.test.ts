@@ -409,9 +409,9 @@ test('a deleted service keeps its connections both ways; new SYNs are refused; r
   assert.is(back.verdict, 'forward');
   assert.is(`${decode(back.packet).src}:${decode(back.packet).sport}`, `${VIP}:80`);
 
-  // The VIP still has :21, so :80 is refused there; :21 still works.
+  // The VIP still has :21, so :80 is the director's to refuse (local); :21 still works.
   const refused = e.processPacket(syn(3457), T0 + 3);
-  assert.is(refused.verdict, 'drop');
+  assert.is(refused.verdict, 'local');
   assert.is(refused.reason, 'no-service');
   assert.is(e.processPacket(syn(3458, 21), T0 + 3).verdict, 'forward');
 
@@ -541,7 +541,7 @@ test('process() wraps around the ring and leaves other slots alone', () => {
   e.writeSlot(4, tcpPacket({ src: CLIENT, dst: '10.9.9.9', sport: 5005, dport: 80, flags: 'S' }));
   assert.is(e.process(1, 4, T0), 1);
   assert.equal([1, 2, 3, 4].map((i) => [e.verdict(i), e.reason(i)]),
-    [['forward', undefined], ['drop', 'no-service'], ['drop', 'no-conn'], ['pass', 'no-match']]);
+    [['forward', undefined], ['local', 'no-service'], ['drop', 'no-conn'], ['pass', 'no-match']]);
 });
 
 // ---- events ------------------------------------------------------------------------------
@@ -669,13 +669,14 @@ test('counters() and dest stats reflect a mixed batch exactly', () => {
     s, // forward in, new connection
     sa, // forward out
     ack, // forward in
-    syn(3458, 22), // drop no-service
+    syn(3458, 22), // local no-service
     fromClient(3459, 'A'), // drop no-conn
     tcpPacket({ src: CLIENT, dst: '10.9.9.9', sport: 3460, dport: 80, flags: 'S' }), // pass no-match
-    ipv4Packet({ src: CLIENT, dst: VIP, protocol: 1, payload: new Uint8Array([8, 0, 0xf7, 0xff, 0, 0, 0, 0]) }), // pass protocol
+    ipv4Packet({ src: CLIENT, dst: VIP, protocol: 1, payload: new Uint8Array([8, 0, 0xf7, 0xff, 0, 0, 0, 0]) }), // local icmp (echo)
+    ipv4Packet({ src: CLIENT, dst: '10.9.9.9', protocol: 1, payload: new Uint8Array([8, 0, 0xf7, 0xff, 0, 0, 0, 0]) }), // pass protocol
     badSum, // drop bad-ip-checksum
     ipv6, // pass not-ipv4
-    udpPacket({ src: CLIENT, dst: VIP, sport: 3461, dport: 53 }), // drop no-service
+    udpPacket({ src: CLIENT, dst: VIP, sport: 3461, dport: 53 }), // local no-service
     new Uint8Array(10), // drop short-packet
   ];
   batch.forEach((p, i) => e.writeSlot(i, p));
@@ -683,10 +684,11 @@ test('counters() and dest stats reflect a mixed batch exactly', () => {
   const c = e.counters();
   const zeroDrops = Object.fromEntries(Object.keys(c.drops).map((k) => [k, 0]));
   assert.equal(c, {
-    packets: 11, forwardIn: 2, forwardOut: 1, pass: 3, drop: 5,
+    packets: 12, forwardIn: 2, forwardOut: 1, pass: 3, drop: 3, local: 3,
     connsCreated: 1, connsExpired: 0, connsReused: 0, eventsLost: 0, liveConns: 1,
-    drops: { ...zeroDrops, 'no-service': 2, 'no-conn': 1, 'bad-ip-checksum': 1, 'short-packet': 1 },
+    drops: { ...zeroDrops, 'no-conn': 1, 'bad-ip-checksum': 1, 'short-packet': 1 },
     passes: { 'not-ipv4': 1, protocol: 1, 'no-match': 1 },
+    locals: { 'no-service': 2, icmp: 1, protocol: 0 },
   });
   assert.equal(e.listServices()[0].dests[0], {
     daddr: RS2, dport: 8000, weight: 1, activeConns: 1, inactConns: 0, conns: 1,
@@ -694,7 +696,7 @@ test('counters() and dest stats reflect a mixed batch exactly', () => {
   });
   e.expire(T0 + 900_000);
   const after = e.counters();
-  assert.equal([after.connsExpired, after.liveConns, after.packets], [1, 0, 11]);
+  assert.equal([after.connsExpired, after.liveConns, after.packets], [1, 0, 12]);
   assert.equal([e.listServices()[0].dests[0].activeConns, e.listServices()[0].dests[0].inactConns], [0, 0]);
 });
 

@@ -86,7 +86,7 @@ test('port unreachable from the real server about a UDP request goes to the clie
   assert.equal(checksumsValid(quotedOf(r.packet)), { ip: true, l4: true });
 });
 
-test('parameter problem and source quench are translated too; echo passes; a quote of ICMP passes', () => {
+test('parameter problem and source quench are translated too; echo and a quote of ICMP to the VIP are local', () => {
   const e = tcpEngine();
   const asSent = tcpPacket({ src: CLIENT, dst: RS3, sport: 3456, dport: 8000, flags: 'A', seq: 101, ack: 501 });
   for (const type of [12, 4]) {
@@ -96,12 +96,16 @@ test('parameter problem and source quench are translated too; echo passes; a quo
   }
   const echo = icmpPacket({ src: CLIENT, dst: VIP, type: 8, rest: 0x00010001 });
   const re = e.processPacket(echo, T0 + 1);
-  assert.is(re.verdict, 'pass');
-  assert.is(re.reason, 'protocol');
+  assert.is(re.verdict, 'local');
+  assert.is(re.reason, 'icmp');
+  assert.is(hex(re.packet), hex(echo));
   const aboutPing = icmpError(ROUTER, VIP, 11, 0, 0, quote(echo, 8));
   const rp = e.processPacket(aboutPing, T0 + 1);
-  assert.is(rp.verdict, 'pass');
-  assert.is(rp.reason, 'protocol');
+  assert.is(rp.verdict, 'local');
+  assert.is(rp.reason, 'icmp');
+  // Not to a VIP: transit, passed unchanged.
+  const transit = icmpPacket({ src: CLIENT, dst: ROUTER, type: 8, rest: 0x00010001 });
+  assert.is(e.processPacket(transit, T0 + 1).reason, 'protocol');
 });
 
 test('errors about our traffic with no connection are dropped; about transit traffic they pass', () => {

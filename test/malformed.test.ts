@@ -6,7 +6,8 @@
 // traffic. A seeded mutation fuzz ends the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DROP_REASONS, PASS_REASONS } from '../host/engine/abi.js';
+import { DROP_REASONS, LOCAL_REASONS, PASS_REASONS } from '../host/engine/abi.js';
+import { registerScheduler } from '../host/schedulers/index.js';
 import { Engine, type Counters, type Verdict } from '../host/engine/engine.js';
 import type { ServiceSpec } from '../host/ipvsadm/rules.js';
 import {
@@ -44,6 +45,12 @@ function engine(options: { debug?: boolean; connCapacity?: number } = {}): Engin
   if (first.verdict !== 'forward' || decode(first.packet).dst !== RS3) throw new Error('set-up connection not opened as expected');
   return e;
 }
+
+// A plug-in scheduler that fails: its packet is dropped as scheduler-error, nothing else lost.
+registerScheduler('throws', () => ({
+  destsChanged() {},
+  schedule() { throw new Error('plug-in failure'); },
+}));
 
 function syn(sport: number, dport = 80, dst = VIP): Uint8Array {
   return tcpPacket({ src: CLIENT, dst, sport, dport, flags: 'S', seq: 1 });
@@ -133,8 +140,14 @@ const FIXTURES: Fixture[] = [
   { description: '24. udp-truncated: 7 bytes of UDP header', input: ipv4Packet({ src: CLIENT, dst: VIP, protocol: IPPROTO_UDP, payload: GOOD_UDP.subarray(20, 27) }), verdict: 'drop', reason: 'udp-truncated' },
   { description: '25. bad-udp-length: length field 7', input: edited(GOOD_UDP, (b) => set16(b, 24, 7)), verdict: 'drop', reason: 'bad-udp-length' },
   { description: '26. bad-udp-length: length field one beyond the datagram', input: edited(GOOD_UDP, (b) => set16(b, 24, GOOD_UDP.length - 20 + 1)), verdict: 'drop', reason: 'bad-udp-length' },
-  { description: '27. no-service: SYN to VIP:22', input: syn(3000, 22), verdict: 'drop', reason: 'no-service' },
-  { description: '28. no-service: UDP to VIP:80 (the service is TCP)', input: udpPacket({ src: CLIENT, dst: VIP, sport: 3000, dport: 80, payload: 'u' }), verdict: 'drop', reason: 'no-service' },
+  { description: '27. local no-service: SYN to VIP:22', input: syn(3000, 22), verdict: 'local', reason: 'no-service' },
+  { description: '28. local no-service: UDP to VIP:80 (the service is TCP)', input: udpPacket({ src: CLIENT, dst: VIP, sport: 3000, dport: 80, payload: 'u' }), verdict: 'local', reason: 'no-service' },
+  { description: '28b. local no-service: an ACK to VIP:22 (a host answers RST to it too)', input: tcpPacket({ src: CLIENT, dst: VIP, sport: 3000, dport: 22, flags: 'A' }), verdict: 'local', reason: 'no-service' },
+  {
+    description: '28c. scheduler-error: the service\'s scheduler throws for a SYN',
+    prepare: (e) => e.editService({ protocol: 'tcp', vaddr: VIP, vport: 8080, scheduler: 'throws' }),
+    input: syn(3000, 8080), verdict: 'drop', reason: 'scheduler-error',
+  },
   { description: '29. no-conn: ACK to VIP:80 with no connection', input: tcpPacket({ src: CLIENT, dst: VIP, sport: 3000, dport: 80, flags: 'A' }), verdict: 'drop', reason: 'no-conn' },
   { description: '30. no-dest: SYN to a service with no real servers', input: syn(3000, 8080), verdict: 'drop', reason: 'no-dest' },
   { description: '31. no-dest: SYN to a service whose real servers all have weight 0', input: syn(3000, 8081), verdict: 'drop', reason: 'no-dest' },
@@ -178,8 +191,16 @@ const FIXTURES: Fixture[] = [
   },
   { description: '34. not-ipv4: an IPv6 packet', input: IPV6, verdict: 'pass', reason: 'not-ipv4' },
   { description: '35. not-ipv4: an IPv6 packet after an Ethernet header', input: ethernetFrame(IPV6), l3Offset: 14, verdict: 'pass', reason: 'not-ipv4' },
-  { description: '36. protocol: ICMP echo request to the VIP', input: ipv4Packet({ src: CLIENT, dst: VIP, protocol: IPPROTO_ICMP, payload: fromHex('0800f7fe00000001') }), verdict: 'pass', reason: 'protocol' },
-  { description: '37. protocol: SCTP (132) to the VIP', input: ipv4Packet({ src: CLIENT, dst: VIP, protocol: 132, payload: new Uint8Array(12) }), verdict: 'pass', reason: 'protocol' },
+  { description: '36. local icmp: ICMP echo request to the VIP', input: ipv4Packet({ src: CLIENT, dst: VIP, protocol: IPPROTO_ICMP, payload: fromHex('0800f7fe00000001') }), verdict: 'local', reason: 'icmp' },
+  {
+    description: '36b. local icmp: an ICMP error to the VIP quoting ICMP (nothing to translate)',
+    input: icmpError('198.51.100.1', VIP, 3, ipv4Packet({ src: VIP, dst: CLIENT, protocol: IPPROTO_ICMP, payload: fromHex('0000ffff00000001') }), 8),
+    verdict: 'local', reason: 'icmp',
+  },
+  { description: '36c. protocol: ICMP echo request to another address passes', input: ipv4Packet({ src: CLIENT, dst: '198.18.0.1', protocol: IPPROTO_ICMP, payload: fromHex('0800f7fe00000001') }), verdict: 'pass', reason: 'protocol' },
+  { description: '37. local protocol: SCTP (132) to the VIP', input: ipv4Packet({ src: CLIENT, dst: VIP, protocol: 132, payload: new Uint8Array(12) }), verdict: 'local', reason: 'protocol' },
+  { description: '37b. protocol: SCTP (132) to another address passes', input: ipv4Packet({ src: CLIENT, dst: '198.18.0.1', protocol: 132, payload: new Uint8Array(12) }), verdict: 'pass', reason: 'protocol' },
+  { description: '37c. fragment: a later fragment of SCTP to the VIP', input: ipv4Packet({ src: CLIENT, dst: VIP, protocol: 132, fragOffset: 3, payload: new Uint8Array(12) }), verdict: 'drop', reason: 'fragment' },
   { description: '38. no-match: TCP SYN to another address', input: syn(3000, 80, '198.18.0.1'), verdict: 'pass', reason: 'no-match' },
   { description: '39. no-match: UDP to another address', input: udpPacket({ src: CLIENT, dst: '198.18.0.1', sport: 3000, dport: 53, payload: 'q' }), verdict: 'pass', reason: 'no-match' },
   {
@@ -206,9 +227,10 @@ const FIXTURES: Fixture[] = [
 ];
 
 function snapshot(c: Counters): Record<string, number> {
-  const out: Record<string, number> = { packets: c.packets, forwardIn: c.forwardIn, forwardOut: c.forwardOut, pass: c.pass, drop: c.drop, connsCreated: c.connsCreated };
+  const out: Record<string, number> = { packets: c.packets, forwardIn: c.forwardIn, forwardOut: c.forwardOut, pass: c.pass, drop: c.drop, local: c.local, connsCreated: c.connsCreated };
   for (const [k, v] of Object.entries(c.drops)) out[`drop:${k}`] = v;
   for (const [k, v] of Object.entries(c.passes)) out[`pass:${k}`] = v;
+  for (const [k, v] of Object.entries(c.locals)) out[`local:${k}`] = v;
   return out;
 }
 
@@ -218,11 +240,13 @@ function delta(before: Record<string, number>, after: Record<string, number>): R
   return out;
 }
 
-test('every drop reason a packet can trigger has a fixture', () => {
+test('every drop, pass and local reason a packet can trigger has a fixture', () => {
   const covered = new Set(FIXTURES.filter((f) => f.verdict === 'drop').map((f) => f.reason));
   assert.equal(DROP_REASONS.filter((r) => r !== '' && !covered.has(r)), []);
   const passes = new Set(FIXTURES.filter((f) => f.verdict === 'pass').map((f) => f.reason));
   assert.equal(PASS_REASONS.filter((r) => r !== '' && !passes.has(r)), []);
+  const locals = new Set(FIXTURES.filter((f) => f.verdict === 'local').map((f) => f.reason));
+  assert.equal(LOCAL_REASONS.filter((r) => r !== '' && !locals.has(r)), []);
 });
 
 for (const f of FIXTURES) {
@@ -249,7 +273,7 @@ for (const f of FIXTURES) {
         assert.is(decode(out.subarray(l3)).dst, RS2);
       }
     } else {
-      const kind = f.verdict === 'drop' ? 'drop' : 'pass';
+      const kind = f.verdict;
       assert.equal(changes, { packets: 1, [kind]: 1, [`${kind}:${f.reason}`]: 1 });
       assert.is(hex(out), hex(f.expected ?? f.input), 'bytes untouched');
     }
@@ -333,7 +357,7 @@ for (const build of ['release', 'debug'] as const) {
     const rand = prng(build === 'release' ? 0x5eed : 0xdeb9);
     const e = engine({ debug: build === 'debug', connCapacity: 256 });
     const pool = bases();
-    const verdicts: Record<string, number> = { forward: 0, pass: 0, drop: 0 };
+    const verdicts: Record<string, number> = { forward: 0, pass: 0, drop: 0, local: 0 };
     const SLOTS = 8;
     let total = 1; // the set-up connection's SYN
     for (let batch = 0; batch < 500; batch++) {
@@ -348,7 +372,7 @@ for (const build of ['release', 'debug'] as const) {
       inputs.forEach((m, i) => {
         const v = e.verdict(i);
         const where = `batch ${batch} slot ${i}: ${hex(m.bytes)} l3 ${m.l3}`;
-        assert.ok(v === 'forward' || v === 'pass' || v === 'drop', `${where}: verdict ${v}`);
+        assert.ok(v === 'forward' || v === 'pass' || v === 'drop' || v === 'local', `${where}: verdict ${v}`);
         verdicts[v]++;
         if (v !== 'forward') assert.ok(e.reason(i) !== undefined, `${where}: ${v} without a reason`);
         const out = e.slot(i).subarray(0, m.bytes.length);
@@ -370,6 +394,7 @@ for (const build of ['release', 'debug'] as const) {
     assert.is(c.forwardIn + c.forwardOut, verdicts.forward + 1);
     assert.is(c.pass, verdicts.pass);
     assert.is(c.drop, verdicts.drop);
+    assert.is(c.local, verdicts.local);
     // The mix reached every layer, not just the first check.
     for (const r of ['bad-slot', 'short-packet', 'bad-ip-checksum', 'truncated', 'no-conn']) assert.ok(c.drops[r as keyof typeof c.drops] > 0, `no ${r} drops`);
     assert.ok(verdicts.forward > 50, `only ${verdicts.forward} forwarded`);

@@ -206,7 +206,7 @@ test('rr: newest dest first, weight 0 skipped (ip_vs_rr.c)', () => {
   assert.equal(pick(4, 200), ['10.9.1.3', '10.9.1.1', '10.9.1.3', '10.9.1.1']);
 });
 
-test('refused: SYN to VIP:22 and UDP to VIP:80 are dropped no-service, unchanged', () => {
+test('refused: SYN to VIP:22 and UDP to VIP:80 are local no-service (the director answers), unchanged', () => {
   const e = seedEngine();
   const cases = [
     tcpPacket({ src: CLIENT, dst: VIP, sport: 3456, dport: 22, flags: 'S' }),
@@ -214,11 +214,13 @@ test('refused: SYN to VIP:22 and UDP to VIP:80 are dropped no-service, unchanged
   ];
   for (const p of cases) {
     const r = e.processPacket(p, T0);
-    assert.is(r.verdict, 'drop');
+    assert.is(r.verdict, 'local');
     assert.is(r.reason, 'no-service');
     assert.is(hex(r.packet), hex(p));
   }
-  assert.is(e.counters().drops['no-service'], 2);
+  assert.is(e.counters().locals['no-service'], 2);
+  assert.is(e.counters().local, 2);
+  assert.is(e.counters().drop, 0);
   assert.is(e.counters().connsCreated, 0);
 });
 
@@ -275,7 +277,7 @@ test('ring path: many slots, one process() call, each verdict and rewritten pack
       slots.push({ input: other, l3: 0, verdict: 'pass', reason: 'no-match', expected: other });
     } else if (i % 8 === 6) {
       const refused = tcpPacket({ ...opts, dport: 23 });
-      slots.push({ input: refused, l3: 0, verdict: 'drop', reason: 'no-service', expected: refused });
+      slots.push({ input: refused, l3: 0, verdict: 'local', reason: 'no-service', expected: refused });
     } else if (i % 8 === 7) {
       // An Ethernet frame: the link header must come out byte-identical.
       const to = order[newConns++ % 3];
@@ -328,13 +330,22 @@ test('UDP through the seed VIP with its own service: forward both ways, fields f
   assert.ok(r2.reply);
 });
 
-test('an IP packet that is neither TCP nor UDP to the VIP passes (protocol)', () => {
+test('to the VIP, an ICMP echo is local icmp and another protocol local protocol; elsewhere they pass (protocol)', () => {
   const e = seedEngine();
   const icmp = ipv4Packet({ src: CLIENT, dst: VIP, protocol: 1, payload: fromHex('0800f7ff00000000') });
   const r = e.processPacket(icmp, T0);
-  assert.is(r.verdict, 'pass');
-  assert.is(r.reason, 'protocol');
+  assert.is(r.verdict, 'local');
+  assert.is(r.reason, 'icmp');
   assert.is(hex(r.packet), hex(icmp));
+  const other = ipv4Packet({ src: CLIENT, dst: VIP, protocol: 255, payload: fromHex('00010203') });
+  const o = e.processPacket(other, T0);
+  assert.equal([o.verdict, o.reason, hex(o.packet)], ['local', 'protocol', hex(other)]);
+  for (const protocol of [1, 255]) {
+    const transit = ipv4Packet({ src: CLIENT, dst: '198.18.0.1', protocol, payload: fromHex('0800f7ff00000000') });
+    const t = e.processPacket(transit, T0);
+    assert.equal([t.verdict, t.reason], ['pass', 'protocol'], `protocol ${protocol}`);
+  }
+  assert.equal(e.counters().locals, { 'no-service': 0, icmp: 1, protocol: 1 });
 });
 
 test.run();

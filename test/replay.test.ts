@@ -50,7 +50,8 @@ const DAYS = 86_400 * SECONDS;
 
 // ---- the scenario -------------------------------------------------------------------------
 
-type Fate = 'forward' | 'pass' | 'drop';
+/** What becomes of a record: forward and pass reach OUT.pcap; drop and local do not. */
+type Fate = 'forward' | 'pass' | 'drop' | 'local';
 
 /** One input record and what the director must do with it. */
 interface Row {
@@ -65,6 +66,10 @@ interface Row {
   dir?: Direction;
   /** For tshark: which checksums the frame carries. */
   proto: 'tcp' | 'udp' | 'icmp' | 'arp';
+}
+
+function reachesOutput(r: Row): boolean {
+  return r.fate === 'forward' || r.fate === 'pass';
 }
 
 function l3Offset(linkType: number, vlan?: number): number {
@@ -142,7 +147,7 @@ function seedScenario(linkType: number): Row[] {
   const ssh = { src: '202.100.1.13', dst: VIP, sport: 53000, dport: 22, flags: 'S', seq: 0x5eed, df: true, ttl: 52 };
   for (const [i, time] of [T0 + 20, T0 + 1020].entries()) {
     const frame = linkFrame({ packet: tcpPacket({ ...ssh, id: 0x100 + i }), dir: 'in' }, linkType);
-    rows.push({ what: `SYN to :22 #${i}`, time, frame, l3: l3Offset(linkType), fate: 'drop', proto: 'tcp' });
+    rows.push({ what: `SYN to :22 #${i}`, time, frame, l3: l3Offset(linkType), fate: 'local', proto: 'tcp' });
   }
   if (linkType === LINKTYPE_ETHERNET) {
     rows.push({ what: 'ARP who-has the VIP', time: T0 + 1, frame: arpRequest(), l3: -1, fate: 'pass', expected: arpRequest(), proto: 'arp' });
@@ -150,7 +155,8 @@ function seedScenario(linkType: number): Row[] {
   rows.push(
     passRow('a real server\'s own DNS query', linkType, T0 + 2,
       udpPacket({ src: '172.16.0.2', dst: '172.16.0.53', sport: 41000, dport: 53, id: 0x55, payload: 'query' }), 'udp'),
-    passRow('ICMP echo to the VIP', linkType, T0 + 3, icmpEcho('202.100.1.2', VIP), 'icmp'),
+    { what: 'ICMP echo to the VIP', time: T0 + 3, frame: linkFrame({ packet: icmpEcho('202.100.1.2', VIP), dir: 'in' }, linkType), l3: l3Offset(linkType), fate: 'local', proto: 'icmp' },
+    passRow('ICMP echo between two other hosts', linkType, T0 + 3, icmpEcho('198.51.100.20', '203.0.113.80'), 'icmp'),
     passRow('TCP between two other hosts', linkType, T0 + 4,
       tcpPacket({ src: '198.51.100.20', dst: '203.0.113.80', sport: 44321, dport: 443, flags: 'S', seq: 1, id: 0x66 }), 'tcp'),
     passRow('NTP between two other hosts', linkType, SCENARIO_END,
@@ -174,7 +180,7 @@ function assertReplayed(out: Uint8Array, rows: Row[], input: PcapFileRecord[], l
   const file = parsePcap(out);
   assert.is(file.linkType, linkType, 'link type');
   assert.is(file.nanosecond, nanosecond, 'timestamp resolution');
-  const kept = rows.map((r, i) => ({ r, rec: input[i] })).filter((x) => x.r.fate !== 'drop');
+  const kept = rows.map((r, i) => ({ r, rec: input[i] })).filter((x) => reachesOutput(x.r));
   // First the list of packets as one readable diff, so a missing or extra packet shows as such.
   assert.equal(
     file.records.map((rec) => describe(rec.data, l3Of(linkType, rec.data))),
@@ -213,7 +219,7 @@ function describe(frame: Uint8Array, l3: number): string {
 
 interface ExpectedSummary {
   packets: number;
-  verdicts: { forward: number; pass: number; drop: number };
+  verdicts: { forward: number; pass: number; drop: number; local: number };
   forwardIn: number;
   forwardOut: number;
 }
@@ -222,7 +228,7 @@ function countRows(rows: Row[]): ExpectedSummary {
   const n = (f: (r: Row) => boolean) => rows.filter(f).length;
   return {
     packets: rows.length,
-    verdicts: { forward: n((r) => r.fate === 'forward'), pass: n((r) => r.fate === 'pass'), drop: n((r) => r.fate === 'drop') },
+    verdicts: { forward: n((r) => r.fate === 'forward'), pass: n((r) => r.fate === 'pass'), drop: n((r) => r.fate === 'drop'), local: n((r) => r.fate === 'local') },
     forwardIn: n((r) => r.fate === 'forward' && r.dir === 'in'),
     forwardOut: n((r) => r.fate === 'forward' && r.dir === 'out'),
   };
@@ -294,7 +300,7 @@ function tsharkChecksums(file: string): string[] | undefined {
 
 /** What tshark must say about each kept row: every checksum it has, good. */
 function expectedChecksums(rows: Row[]): string[] {
-  const kept = rows.filter((r) => r.fate !== 'drop');
+  const kept = rows.filter(reachesOutput);
   return kept.map((r, i) => {
     const fields = r.proto === 'arp' ? ['', '', ''] : ['1', r.proto === 'tcp' ? '1' : '', r.proto === 'udp' ? '1' : ''];
     return [String(i + 1), ...fields].join(' ');
@@ -360,8 +366,10 @@ test('text summary: verdict counts, drop reasons, connections created and expire
   assert.match(r.stdout, line('forwarded', want.verdicts.forward));
   assert.match(r.stdout, `(client->server ${want.forwardIn}, server->client ${want.forwardOut})`);
   assert.match(r.stdout, line('passed', want.verdicts.pass));
-  assert.match(r.stdout, line('dropped', 2));
-  assert.match(r.stdout, /^drops by reason\n\s+no-service\s+2$/m);
+  assert.match(r.stdout, line('dropped', 0));
+  assert.match(r.stdout, line('local (VIP, no service)', 3));
+  assert.not.match(r.stdout, /^drops by reason$/m);
+  assert.match(r.stdout, /^local by reason\n\s+no-service\s+2\n\s+icmp\s+1$/m);
   assert.match(r.stdout, line('not-ipv4', 1));
   assert.match(r.stdout, line('protocol', 1));
   assert.match(r.stdout, line('no-match', 3));
@@ -384,8 +392,8 @@ test('--json prints exactly one JSON object with the summary', () => {
   assert.is(r.stderr, '');
   assert.ok(r.stdout.endsWith('}\n') && r.stdout.indexOf('\n') === r.stdout.length - 1, `one line of JSON, got ${JSON.stringify(r.stdout.slice(0, 200))}`);
   const s = JSON.parse(r.stdout) as {
-    packets: number; verdicts: { forward: number; pass: number; drop: number }; forwardIn: number; forwardOut: number;
-    drops: Record<string, number>; passes: Record<string, number>;
+    packets: number; verdicts: { forward: number; pass: number; drop: number; local: number }; forwardIn: number; forwardOut: number;
+    drops: Record<string, number>; passes: Record<string, number>; locals: Record<string, number>;
     connections: { created: number; expired: number; reused: number; live: number };
     realServers: Array<{ protocol: string; vaddr: string; vport: number; daddr: string; dport: number; newConnections: number }>;
     connectionTable?: unknown;
@@ -394,7 +402,8 @@ test('--json prints exactly one JSON object with the summary', () => {
   assert.equal(s.verdicts, want.verdicts);
   assert.is(s.forwardIn, want.forwardIn);
   assert.is(s.forwardOut, want.forwardOut);
-  assert.equal(s.drops, { 'no-service': 2 });
+  assert.equal(s.drops, {});
+  assert.equal(s.locals, { 'no-service': 2, icmp: 1 });
   assert.equal(s.passes, { 'not-ipv4': 1, protocol: 1, 'no-match': 3 });
   assert.equal(s.connections, SEED_CONNECTIONS);
   const perServer = Object.fromEntries(s.realServers.map((d) => [`${d.protocol} ${d.vaddr}:${d.vport} -> ${d.daddr}:${d.dport}`, d.newConnections]));
@@ -466,7 +475,7 @@ test('replay(): a VLAN-tagged frame keeps its 802.1Q tag and Ethernet header byt
   const rows = seedScenario(LINKTYPE_ETHERNET);
   const input = inputRecords(rows, false);
   const out = parsePcap(replay({ rules: SEED_RULES, input: pcapFile(input, { linkType: LINKTYPE_ETHERNET }), engine: ENGINE }).output).records;
-  const kept = rows.filter((r) => r.fate !== 'drop');
+  const kept = rows.filter(reachesOutput);
   const tagged = kept.map((r, i) => ({ r, rec: out[i] })).filter((x) => x.r.what.startsWith('B '));
   assert.ok(tagged.length >= 10, 'session B is all there');
   for (const { r, rec } of tagged) {
@@ -518,7 +527,7 @@ test('CLI: a client ACK 61 s after its SYN is dropped (no-conn) and the connecti
   const r = wasmvs(['replay', '--rules', files.rules, '--json', files.inPcap, files.outPcap]);
   assert.is(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout) as { verdicts: { forward: number; drop: number }; drops: Record<string, number>; connections: { created: number; expired: number; live: number } };
-  assert.equal(s.verdicts, { forward: 2, pass: 0, drop: 1 });
+  assert.equal(s.verdicts, { forward: 2, pass: 0, drop: 1, local: 0 });
   assert.equal(s.drops, { 'no-conn': 1 });
   assert.is(s.connections.expired, 1);
   assert.is(s.connections.live, 0);
@@ -575,7 +584,7 @@ test('--set 10,0,0: the first number is the TCP (ESTABLISHED) timeout', () => {
 
   // With the default 900 s the same capture goes through whole (the test's control).
   const whole = replay({ rules: SEED_RULES, input: readFileSync(files.inPcap), engine: ENGINE });
-  assert.equal(whole.summary.verdicts, { forward: rows.length, pass: 0, drop: 0 });
+  assert.equal(whole.summary.verdicts, { forward: rows.length, pass: 0, drop: 0, local: 0 });
 });
 
 test('replay(): a capture whose header says snaplen 0 or 2^32-1 (libpcap reads both as the maximum) replays whole', () => {

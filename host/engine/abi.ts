@@ -53,6 +53,7 @@ export const ABI = {
   VERDICT_PASS: 2,
   VERDICT_DROP: 3,
   VERDICT_REPLY: 4,
+  VERDICT_LOCAL: 5,
 
   CONN_SIZE: 32,
   CONN_CADDR: 0,
@@ -123,20 +124,41 @@ export const ABI = {
   COUNTER_CONN_EXPIRED: 6,
   COUNTER_CONN_REUSED: 7,
   COUNTER_EVENTS_LOST: 8,
+  COUNTER_LOCAL: 9,
   COUNTER_PASS_BASE: 12,
   COUNTER_DROP_BASE: 16,
+  COUNTER_LOCAL_BASE: 40,
   COUNTER_SLOTS: 64,
 
   TIMEOUT_UDP: 11,
   TIMEOUT_SLOTS: 16,
+
+  // IPVS TCP states (ip_vs_proto_tcp.c), which also index the timeout table; UDP's one state.
+  TCP_S_NONE: 0,
+  TCP_S_ESTABLISHED: 1,
+  TCP_S_SYN_SENT: 2,
+  TCP_S_SYN_RECV: 3,
+  TCP_S_FIN_WAIT: 4,
+  TCP_S_TIME_WAIT: 5,
+  TCP_S_CLOSE: 6,
+  TCP_S_CLOSE_WAIT: 7,
+  TCP_S_LAST_ACK: 8,
+  TCP_S_LISTEN: 9,
+  TCP_S_SYNACK: 10,
+  TCP_S_COUNT: 11,
+  UDP_S_NORMAL: 0,
+
+  // What the schedule import returns besides a dest index (signed; the module exports them as i32).
+  SCHEDULE_NONE: -1,
+  SCHEDULE_ERROR: -2,
 } as const;
 
 /** Drop reasons by code, as assembly/layout.ts DROP_*; names are the stable strings users see. */
 export const DROP_REASONS = [
   '', 'bad-slot', 'short-packet', 'bad-version', 'bad-ihl', 'truncated', 'bad-total-length',
   'bad-ip-checksum', 'fragment', 'tcp-truncated', 'bad-tcp-doff', 'udp-truncated',
-  'bad-udp-length', 'no-service', 'no-conn', 'no-dest', 'table-full', 'tuple-clash', 'dest-gone',
-  'icmp-truncated', 'bad-icmp-checksum', 'icmp-no-conn',
+  'bad-udp-length', 'no-conn', 'no-dest', 'table-full', 'tuple-clash', 'dest-gone',
+  'icmp-truncated', 'bad-icmp-checksum', 'icmp-no-conn', 'scheduler-error',
 ] as const;
 export type DropReason = Exclude<(typeof DROP_REASONS)[number], ''>;
 
@@ -144,18 +166,24 @@ export type DropReason = Exclude<(typeof DROP_REASONS)[number], ''>;
 export const PASS_REASONS = ['', 'not-ipv4', 'protocol', 'no-match'] as const;
 export type PassReason = Exclude<(typeof PASS_REASONS)[number], ''>;
 
-/** The exported constant of each drop/pass reason, for the ABI test. */
+/** Local reasons by code, as LOCAL_*: addressed to a VIP, served by no service. */
+export const LOCAL_REASONS = ['', 'no-service', 'icmp', 'protocol'] as const;
+export type LocalReason = Exclude<(typeof LOCAL_REASONS)[number], ''>;
+
+/** The exported constant of each drop/pass/local reason, for the ABI test. */
 export const REASON_EXPORTS: Record<string, number> = {
   DROP_BAD_SLOT: 1, DROP_SHORT_PACKET: 2, DROP_BAD_VERSION: 3, DROP_BAD_IHL: 4,
   DROP_TRUNCATED: 5, DROP_BAD_TOTAL_LENGTH: 6, DROP_BAD_IP_CHECKSUM: 7, DROP_FRAGMENT: 8,
   DROP_TCP_TRUNCATED: 9, DROP_BAD_TCP_DOFF: 10, DROP_UDP_TRUNCATED: 11,
-  DROP_BAD_UDP_LENGTH: 12, DROP_NO_SERVICE: 13, DROP_NO_CONN: 14, DROP_NO_DEST: 15,
-  DROP_TABLE_FULL: 16, DROP_TUPLE_CLASH: 17, DROP_DEST_GONE: 18,
-  DROP_ICMP_TRUNCATED: 19, DROP_BAD_ICMP_CHECKSUM: 20, DROP_ICMP_NO_CONN: 21, DROP_REASON_COUNT: 22,
+  DROP_BAD_UDP_LENGTH: 12, DROP_NO_CONN: 13, DROP_NO_DEST: 14,
+  DROP_TABLE_FULL: 15, DROP_TUPLE_CLASH: 16, DROP_DEST_GONE: 17,
+  DROP_ICMP_TRUNCATED: 18, DROP_BAD_ICMP_CHECKSUM: 19, DROP_ICMP_NO_CONN: 20,
+  DROP_SCHEDULER_ERROR: 21, DROP_REASON_COUNT: 22,
   PASS_NOT_IPV4: 1, PASS_PROTOCOL: 2, PASS_NO_MATCH: 3,
+  LOCAL_NO_SERVICE: 1, LOCAL_ICMP: 2, LOCAL_PROTOCOL: 3, LOCAL_REASON_COUNT: 4,
 };
 
-/** IPVS TCP state names by number (ip_vs_proto_tcp.c), then UDP's single state. */
+/** IPVS TCP state names by number (ip_vs_proto_tcp.c, ABI.TCP_S_*), then UDP's single state. */
 export const TCP_STATE_NAMES = [
   'NONE', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT', 'TIME_WAIT', 'CLOSE',
   'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'SYNACK',
@@ -168,6 +196,11 @@ export interface WasmExports {
   controlBlock(): number;
   layout(connCapacity: number, slots: number, slotBytes: number, maxServices: number, maxDests: number, eventCapacity: number): number;
   init(key0lo: number, key0hi: number, key1lo: number, key1hi: number): void;
+  /**
+   * Picks up the regions of a memory another instance initialised; 1 if valid. This is for
+   * a reader (or one thread taking over): the data plane is single-writer, and process,
+   * expire and every configuration call must come from one thread at a time.
+   */
   attach(): number;
   process(start: number, count: number, now: number): number;
   processScratch(now: number): number;
@@ -189,7 +222,10 @@ export interface WasmExports {
 }
 
 export interface WasmImports {
-  /** One call per new connection: a dest index, or -1 for none available. */
+  /**
+   * One call per new connection: a dest index, ABI.SCHEDULE_NONE for none available, or
+   * ABI.SCHEDULE_ERROR when the scheduler failed (the packet is dropped as scheduler-error).
+   */
   schedule(service: number, saddr: number, sport: number, daddr: number, dport: number): number;
 }
 
@@ -224,7 +260,7 @@ export function instantiate(mod: WebAssembly.Module, memory: WebAssembly.Memory,
         memory,
         schedule: imports.schedule,
         abort(msg: number, file: number, line: number, col: number): never {
-          throw new WasmvsError('WASMVS_WASM_LOAD', `data plane assertion failed at ${line}:${col} (message at ${msg}, file at ${file})`);
+          throw new WasmvsError('WASMVS_DATAPLANE_ASSERT', `data plane assertion failed at ${line}:${col} (message at ${msg}, file at ${file})`);
         },
       },
     });

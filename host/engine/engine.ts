@@ -7,8 +7,8 @@
 import { randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import {
-  ABI, DROP_REASONS, type DropReason, instantiate, PASS_REASONS, type PassReason,
-  TCP_STATE_NAMES, UDP_STATE_NAME, type WasmExports, wasmModule,
+  ABI, DROP_REASONS, type DropReason, instantiate, LOCAL_REASONS, type LocalReason, PASS_REASONS,
+  type PassReason, TCP_STATE_NAMES, UDP_STATE_NAME, type WasmExports, wasmModule,
 } from './abi.js';
 import {
   checkPort, formatIPv4, IPPROTO_TCP, IPPROTO_UDP, parseIPv4, parseProtocol, type Protocol,
@@ -29,7 +29,7 @@ export interface Timeouts {
 }
 
 export interface EngineOptions {
-  /** Maximum live connections (default 2^20, at most 2^24 - 1). 56 bytes of table each. */
+  /** Maximum live connections (default 2^20, at most 2^24 - 1). 64 bytes of table each. */
   connCapacity?: number;
   /** Ring slots (default 1024). */
   slotCount?: number;
@@ -66,12 +66,20 @@ export interface DestKey {
   dport: number;
 }
 
-export type Verdict = 'forward' | 'pass' | 'drop' | 'reply';
+/**
+ * What the engine decided for a packet: forward (rewritten, send it on), pass (not ours,
+ * unchanged), drop (reason says why), local (addressed to a VIP but no service's: the
+ * director answers it as a host would, see LocalReason).
+ */
+export type Verdict = 'forward' | 'pass' | 'drop' | 'local';
+
+/** Why a packet was dropped, passed or kept local. */
+export type Reason = DropReason | PassReason | LocalReason;
 
 export interface PacketResult {
   verdict: Verdict;
-  /** Why a packet was dropped or passed; undefined for forward. */
-  reason?: DropReason | PassReason;
+  /** Why a packet was dropped, passed or kept local; undefined for forward. */
+  reason?: Reason;
   /** The packet after processing (rewritten when forwarded), a copy. */
   packet: Uint8Array;
   /** True when this packet opened its connection. */
@@ -132,6 +140,11 @@ export interface EngineEvents {
   'conn-state': (e: ConnEvent) => void;
   /** A connection left the table: timed out, or replaced by a new SYN on its tuple. */
   'conn-expired': (e: ConnEvent & { why: 'timeout' | 'reused' }) => void;
+  /**
+   * A scheduler threw (code WASMVS_SCHEDULER, the thrown value as `cause`). Its packet was
+   * dropped and counted as scheduler-error; the rest of the batch was processed.
+   */
+  'error': (err: WasmvsError) => void;
 }
 
 export interface Counters {
@@ -140,6 +153,8 @@ export interface Counters {
   forwardOut: number;
   pass: number;
   drop: number;
+  /** Packets to a VIP that no service serves (verdict 'local'). */
+  local: number;
   connsCreated: number;
   connsExpired: number;
   connsReused: number;
@@ -147,6 +162,7 @@ export interface Counters {
   liveConns: number;
   drops: Record<DropReason, number>;
   passes: Record<PassReason, number>;
+  locals: Record<LocalReason, number>;
 }
 
 const DEFAULTS = {
@@ -163,7 +179,13 @@ const MAX_TIMEOUT_S = 2073600; // 24 days: expiry times are wrapping u32 millise
 // for gaps under 2^31 ms. A clock that jumps further (an idle engine, a capture merged across
 // weeks) is walked forward in steps of this size, expiring what fell due on the way.
 const CLOCK_STEP_MS = 2 ** 30;
-const VERDICTS: Verdict[] = ['forward', 'forward', 'pass', 'drop', 'reply'];
+const VERDICTS: Record<number, Verdict | 'none'> = {
+  [ABI.VERDICT_NONE]: 'none',
+  [ABI.VERDICT_FORWARD]: 'forward',
+  [ABI.VERDICT_PASS]: 'pass',
+  [ABI.VERDICT_DROP]: 'drop',
+  [ABI.VERDICT_LOCAL]: 'local',
+};
 const WASM_PAGE = 65536;
 const PROBE_PAGES = 4;
 
@@ -220,6 +242,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly servicesByIndex: (ServiceState | undefined)[] = [];
   private readonly destsByIndex: (DestState | undefined)[] = [];
   private lastNow = 0;
+  private readonly scheduleErrors: WasmvsError[] = [];
   /** The last `now` as given (not wrapped), or undefined before the first. */
   private lastFullNow: number | undefined;
 
@@ -309,7 +332,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const svc = this.findService(key);
     for (const d of svc.dests) this.retireDest(d);
     svc.dests = [];
-    this.wasm.serviceClear(svc.index);
+    this.checked('serviceClear', this.wasm.serviceClear(svc.index));
     this.services.delete(serviceId(svc.spec.protocol, parseIPv4(svc.spec.vaddr), svc.spec.vport));
     this.servicesByIndex[svc.index] = undefined;
   }
@@ -339,7 +362,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     state.weight = d.weight;
     if (d.weight > 0) state.lastWeight = d.weight;
     state.spec = d;
-    this.wasm.destSet(state.index, svc.index, wire32(state.daddr), wire16(state.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
+    this.checked('destSet', this.wasm.destSet(state.index, svc.index, wire32(state.daddr), wire16(state.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0));
     svc.scheduler.destsChanged(svc.dests, { kind: 'edit', dest: state });
   }
 
@@ -418,7 +441,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   getTimeouts(): Timeouts {
     const ms = (slot: number) => this.view.getUint32(this.timeoutBase + slot * 4, true);
-    return { tcp: ms(1) / 1000, tcpfin: ms(4) / 1000, udp: ms(ABI.TIMEOUT_UDP) / 1000 };
+    return { tcp: ms(ABI.TCP_S_ESTABLISHED) / 1000, tcpfin: ms(ABI.TCP_S_FIN_WAIT) / 1000, udp: ms(ABI.TIMEOUT_UDP) / 1000 };
   }
 
   // ---- data path -------------------------------------------------------------------------
@@ -458,8 +481,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.verdictAt(i);
   }
 
-  /** The drop or pass reason of slot `i`, if any. */
-  reason(i: number): DropReason | PassReason | undefined {
+  /** The drop, pass or local reason of slot `i`, if any. */
+  reason(i: number): Reason | undefined {
     this.checkSlot(i, this.slotCount);
     return this.reasonAt(i);
   }
@@ -472,15 +495,18 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private verdictAt(i: number): Verdict | 'none' {
     const v = this.bytes[this.descBase + i * ABI.DESC_SIZE + ABI.DESC_VERDICT];
-    return v === ABI.VERDICT_NONE ? 'none' : VERDICTS[v];
+    const verdict = VERDICTS[v];
+    if (verdict === undefined) throw new WasmvsError('WASMVS_ABI_MISMATCH', `slot ${i} holds verdict ${v}, which the host does not know`);
+    return verdict;
   }
 
-  private reasonAt(i: number): DropReason | PassReason | undefined {
+  private reasonAt(i: number): Reason | undefined {
     const d = this.descBase + i * ABI.DESC_SIZE;
     const code = this.view.getUint16(d + ABI.DESC_REASON, true);
     if (code === 0) return undefined;
     const v = this.bytes[d + ABI.DESC_VERDICT];
-    return (v === ABI.VERDICT_DROP ? DROP_REASONS[code] : PASS_REASONS[code]) || undefined;
+    const names = v === ABI.VERDICT_DROP ? DROP_REASONS : v === ABI.VERDICT_LOCAL ? LOCAL_REASONS : PASS_REASONS;
+    return names[code] || undefined;
   }
 
   /**
@@ -491,13 +517,11 @@ export class Engine extends EventEmitter<EngineEvents> {
   process(start: number, count: number, now: number): number {
     this.checkSlot(start, this.slotCount);
     if (!Number.isInteger(count) || count < 0 || count > this.slotCount) throw new WasmvsError('WASMVS_RING_SLOT', `count ${count} must be 0..${this.slotCount}`);
-    const t = this.clock(now);
-    if (now >= this.statsDue) this.statsTick(now);
-    this.setEventMask();
+    const t = this.begin(now);
     // Expire first: connections due by `now` must not block this batch's new ones.
     this.wasm.expire(t, this.expireBudget);
     const forwarded = this.wasm.process(start, count, t);
-    this.drainEvents();
+    this.finish();
     return forwarded;
   }
 
@@ -508,12 +532,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     const at = this.dataBase + scratch * this.slotSize;
     this.bytes.set(packet, at);
     this.setSlot(scratch, packet.length, l3Offset);
-    const t = this.clock(now);
-    if (now >= this.statsDue) this.statsTick(now);
-    this.setEventMask();
+    const t = this.begin(now);
     this.wasm.expire(t, this.expireBudget);
     this.wasm.processScratch(t);
-    this.drainEvents();
+    this.finish();
     const flags = this.bytes[this.descBase + scratch * ABI.DESC_SIZE + ABI.DESC_FLAGS];
     const verdict = this.verdictAt(scratch) as Verdict;
     const reason = this.reasonAt(scratch);
@@ -531,11 +553,26 @@ export class Engine extends EventEmitter<EngineEvents> {
    * process() already does one step per batch; call this when no packets flow.
    */
   expire(now: number): void {
+    const t = this.begin(now);
+    while (this.wasm.expire(t, this.expireBudget) !== 0) this.drainEvents();
+    this.finish();
+  }
+
+  /**
+   * The opening of every call that moves engine time (process, processPacket, expire): the
+   * clock, the estimator steps due before this call's packets count, the event mask.
+   */
+  private begin(now: number): number {
     const t = this.clock(now);
     if (now >= this.statsDue) this.statsTick(now);
     this.setEventMask();
-    while (this.wasm.expire(t, this.expireBudget) !== 0) this.drainEvents();
+    return t;
+  }
+
+  /** The close of such a call: its events, then its scheduler errors. */
+  private finish(): void {
     this.drainEvents();
+    this.emitScheduleErrors();
   }
 
   // ---- observation -------------------------------------------------------------------------
@@ -571,12 +608,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     DROP_REASONS.forEach((name, code) => { if (name) drops[name] = c(ABI.COUNTER_DROP_BASE + code); });
     const passes = {} as Record<PassReason, number>;
     PASS_REASONS.forEach((name, code) => { if (name) passes[name] = c(ABI.COUNTER_PASS_BASE + code); });
+    const locals = {} as Record<LocalReason, number>;
+    LOCAL_REASONS.forEach((name, code) => { if (name) locals[name] = c(ABI.COUNTER_LOCAL_BASE + code); });
     return {
-      packets: c(ABI.COUNTER_FORWARD_IN) + c(ABI.COUNTER_FORWARD_OUT) + c(ABI.COUNTER_PASS) + c(ABI.COUNTER_DROP),
+      packets: c(ABI.COUNTER_FORWARD_IN) + c(ABI.COUNTER_FORWARD_OUT) + c(ABI.COUNTER_PASS) + c(ABI.COUNTER_DROP) + c(ABI.COUNTER_LOCAL),
       forwardIn: c(ABI.COUNTER_FORWARD_IN),
       forwardOut: c(ABI.COUNTER_FORWARD_OUT),
       pass: c(ABI.COUNTER_PASS),
       drop: c(ABI.COUNTER_DROP),
+      local: c(ABI.COUNTER_LOCAL),
       connsCreated: c(ABI.COUNTER_CONN_NEW),
       connsExpired: c(ABI.COUNTER_CONN_EXPIRED),
       connsReused: c(ABI.COUNTER_CONN_REUSED),
@@ -584,6 +624,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       liveConns: this.view.getUint32(this.ctrl + ABI.CTRL_LIVE_CONNS, true),
       drops,
       passes,
+      locals,
     };
   }
 
@@ -641,7 +682,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.statsSync();
     for (const r of this.statDests) {
       if (!r || !r.service || (only ? r.service !== only : !this.statServiceOf(r.service))) continue;
-      this.wasm.destZeroStats(r.dest.index);
+      this.checked('destZeroStats', this.wasm.destZeroStats(r.dest.index));
       r.seen.clear();
       r.base.clear();
       r.est.zero(r.seen);
@@ -753,15 +794,42 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!Number.isInteger(i) || i < 0 || i >= limit) throw new WasmvsError('WASMVS_RING_SLOT', `slot ${i} is outside the ring (0..${limit - 1})`);
   }
 
-  /** The data plane's call for a new connection of service `index` (wire-order tuple). */
+  /**
+   * The data plane's call for a new connection of service `index` (wire-order tuple). A
+   * scheduler that throws must not unwind through the WASM call (the batch would be lost,
+   * uncounted): its packet is dropped as scheduler-error and the error is reported once the
+   * batch is done (emitScheduleErrors).
+   */
   private schedule(index: number, saddr: number, sport: number, daddr: number, dport: number): number {
     const svc = this.servicesByIndex[index];
-    if (!svc) return -1;
-    const dest = svc.scheduler.schedule({
-      saddr: wire32(saddr >>> 0), sport: wire16(sport), daddr: wire32(daddr >>> 0), dport: wire16(dport),
-      now: this.lastFullNow ?? this.lastNow,
-    });
-    return dest ? dest.index : -1;
+    if (!svc) return ABI.SCHEDULE_NONE;
+    try {
+      const dest = svc.scheduler.schedule({
+        saddr: wire32(saddr >>> 0), sport: wire16(sport), daddr: wire32(daddr >>> 0), dport: wire16(dport),
+        now: this.lastFullNow ?? this.lastNow,
+      });
+      return dest ? dest.index : ABI.SCHEDULE_NONE;
+    } catch (cause) {
+      const { protocol, vaddr, vport, scheduler } = svc.spec;
+      const client = `${formatIPv4(wire32(saddr >>> 0))}:${wire16(sport)}`;
+      // Bounded: a scheduler failing on every packet of a 1024-slot batch keeps 1024 at most.
+      this.scheduleErrors.push(new WasmvsError('WASMVS_SCHEDULER',
+        `scheduler ${scheduler} of ${protocol} ${vaddr}:${vport} threw for a connection from ${client}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        { cause }));
+      return ABI.SCHEDULE_ERROR;
+    }
+  }
+
+  /** Delivers the scheduler errors of the call just made, as 'error' events. */
+  private emitScheduleErrors(): void {
+    if (this.scheduleErrors.length === 0) return;
+    const errors = this.scheduleErrors.splice(0);
+    for (const err of errors) this.emit('error', err);
+  }
+
+  /** A data plane configuration call's result: anything but `ok` is a host bug, reported as one. */
+  private checked(call: string, rc: number, ok = 0): void {
+    if (rc !== ok) throw new WasmvsError('WASMVS_DATAPLANE', `data plane refused ${call} (code ${rc})`);
   }
 
   private setEventMask(): void {
@@ -822,9 +890,9 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   private applyTimeouts(t: Partial<Timeouts>): void {
-    if (t.tcp) this.wasm.setTimeout(1, t.tcp * 1000);
-    if (t.tcpfin) this.wasm.setTimeout(4, t.tcpfin * 1000);
-    if (t.udp) this.wasm.setTimeout(ABI.TIMEOUT_UDP, t.udp * 1000);
+    if (t.tcp) this.checked('setTimeout', this.wasm.setTimeout(ABI.TCP_S_ESTABLISHED, t.tcp * 1000), 1);
+    if (t.tcpfin) this.checked('setTimeout', this.wasm.setTimeout(ABI.TCP_S_FIN_WAIT, t.tcpfin * 1000), 1);
+    if (t.udp) this.checked('setTimeout', this.wasm.setTimeout(ABI.TIMEOUT_UDP, t.udp * 1000), 1);
   }
 
   /** Validates and normalises a service spec; throws naming the problem. */
@@ -881,8 +949,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private commitService(index: number, s: ServiceSpec): void {
     const vaddr = parseIPv4(s.vaddr);
-    const rc = this.wasm.serviceSet(index, protocolNumber(s.protocol), wire32(vaddr), wire16(s.vport));
-    if (rc !== 0) throw new WasmvsError('WASMVS_ABI_MISMATCH', `data plane refused service ${index} (${rc})`);
+    this.checked('serviceSet', this.wasm.serviceSet(index, protocolNumber(s.protocol), wire32(vaddr), wire16(s.vport)));
     const scheduler = createScheduler(s.scheduler, s.schedFlags ?? [], { now: this.lastFullNow ?? this.lastNow });
     const svc: ServiceState = { index, spec: s, scheduler, dests: [] };
     this.services.set(serviceId(s.protocol, vaddr, s.vport), svc);
@@ -895,7 +962,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const { persistence, netmask, onePacket } = svc.spec;
     const mask = netmask === undefined ? 0xffffffff : parseIPv4(netmask);
     const flags = (persistence !== undefined ? ABI.SVC_F_PERSISTENT : 0) | (onePacket ? ABI.SVC_F_ONE_PACKET : 0);
-    this.wasm.serviceConfigure(svc.index, flags, persistence === undefined ? 0 : persistence * 1000, wire32(mask));
+    this.checked('serviceConfigure', this.wasm.serviceConfigure(svc.index, flags, persistence === undefined ? 0 : persistence * 1000, wire32(mask)));
   }
 
   /** No connection and no persistence template refers to the dest's record any more. */
@@ -932,7 +999,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
     if (reclaim >= 0) {
       this.statsSync(); // a retired record's counts reach its service before the record goes
-      this.wasm.destReset(reclaim);
+      this.checked('destReset', this.wasm.destReset(reclaim));
       this.destsByIndex[reclaim] = undefined;
       return reclaim;
     }
@@ -942,7 +1009,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private commitDest(svc: ServiceState, index: number, d: DestSpec): void {
     const daddr = parseIPv4(d.daddr);
-    this.wasm.destSet(index, svc.index, wire32(daddr), wire16(d.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
+    this.checked('destSet', this.wasm.destSet(index, svc.index, wire32(daddr), wire16(d.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0));
     const view = this.view;
     const base = this.destBase + index * ABI.DEST_SIZE;
     const state: DestState = {
@@ -966,7 +1033,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Takes a dest out of scheduling; its record lives while connections use it. */
   private retireDest(d: DestState): void {
     d.service = undefined;
-    this.wasm.destRetire(d.index);
+    this.checked('destRetire', this.wasm.destRetire(d.index));
   }
 
   private destInfo(d: DestState): DestInfo {

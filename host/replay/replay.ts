@@ -4,7 +4,7 @@
 //
 // Packets travel through the ring as in the gateway: consecutive records with the same
 // millisecond timestamp form one batch (one WASM call), so timeouts see the capture's time.
-import type { DropReason, PassReason } from '../engine/abi.js';
+import type { DropReason, LocalReason, PassReason } from '../engine/abi.js';
 import { Engine, type ConnInfo, type EngineOptions, type Timeouts } from '../engine/engine.js';
 import { ipv4Offset, PcapWriter, readPcap, recordTimeMs, type PcapRecord } from './pcap.js';
 import type { ServiceStats } from '../engine/stats.js';
@@ -29,13 +29,16 @@ export interface RealServerSummary {
 
 export interface ReplaySummary {
   packets: number;
-  verdicts: { forward: number; pass: number; drop: number };
+  /** local: to a VIP but no service's; left out of the output (a gateway answers them). */
+  verdicts: { forward: number; pass: number; drop: number; local: number };
   forwardIn: number;
   forwardOut: number;
   /** Drop reasons that occurred. */
   drops: Partial<Record<DropReason, number>>;
   /** Pass reasons that occurred (frames without IPv4, such as ARP, count as not-ipv4). */
   passes: Partial<Record<PassReason, number>>;
+  /** Local reasons that occurred. */
+  locals: Partial<Record<LocalReason, number>>;
   connections: { created: number; expired: number; reused: number; live: number };
   realServers: RealServerSummary[];
 }
@@ -127,6 +130,8 @@ export function replay(options: ReplayOptions): ReplayResult {
   for (const [k, v] of Object.entries(c.drops) as [DropReason, number][]) if (v) drops[k] = v;
   const passes: Partial<Record<PassReason, number>> = {};
   for (const [k, v] of Object.entries(c.passes) as [PassReason, number][]) if (v) passes[k] = v;
+  const locals: Partial<Record<LocalReason, number>> = {};
+  for (const [k, v] of Object.entries(c.locals) as [LocalReason, number][]) if (v) locals[k] = v;
   if (nonIpv4Frames) passes['not-ipv4'] = (passes['not-ipv4'] ?? 0) + nonIpv4Frames;
   const realServers: RealServerSummary[] = [];
   for (const s of engine.listServices()) {
@@ -138,11 +143,12 @@ export function replay(options: ReplayOptions): ReplayResult {
     output: writer.toBytes(),
     summary: {
       packets: c.packets + nonIpv4Frames,
-      verdicts: { forward: c.forwardIn + c.forwardOut, pass: c.pass + nonIpv4Frames, drop: c.drop },
+      verdicts: { forward: c.forwardIn + c.forwardOut, pass: c.pass + nonIpv4Frames, drop: c.drop, local: c.local },
       forwardIn: c.forwardIn,
       forwardOut: c.forwardOut,
       drops,
       passes,
+      locals,
       connections: { created: c.connsCreated, expired: c.connsExpired, reused: c.connsReused, live: c.liveConns },
       realServers,
     },
@@ -161,11 +167,14 @@ export function formatSummary(s: ReplaySummary): string {
     row('forwarded', s.verdicts.forward, `   (client->server ${s.forwardIn}, server->client ${s.forwardOut})`),
     row('passed', s.verdicts.pass),
     row('dropped', s.verdicts.drop),
+    row('local (VIP, no service)', s.verdicts.local),
   ];
   const drops = Object.entries(s.drops);
   if (drops.length) lines.push('drops by reason', ...drops.map(([k, v]) => row(k, v)));
   const passes = Object.entries(s.passes);
   if (passes.length) lines.push('passes by reason', ...passes.map(([k, v]) => row(k, v)));
+  const locals = Object.entries(s.locals);
+  if (locals.length) lines.push('local by reason', ...locals.map(([k, v]) => row(k, v)));
   lines.push('connections', row('created', s.connections.created), row('expired', s.connections.expired),
     row('reused (TIME_WAIT/CLOSE)', s.connections.reused), row('live at end', s.connections.live));
   if (s.realServers.length) {

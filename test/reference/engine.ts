@@ -23,7 +23,7 @@ import type { EngineLike, EngineLikeOptions } from './engine-like.js';
 import { ExpiryQueue } from './expiry.js';
 import {
   DEFAULT_TIMEOUTS_MS, DROP_REASONS, drop, type Early, ICMP_CHECKSUM, ICMP_HEADER_LEN, icmpCheck, IP_CHECKSUM,
-  IP_DADDR, IP_SADDR, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipv4Check, l4Check, pass, PASS_REASONS, readIp,
+  IP_DADDR, IP_SADDR, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipv4Check, l4Check, local, LOCAL_REASONS, pass, PASS_REASONS, readIp,
   replace32, replace32And16, S_CLOSE, S_ESTABLISHED, S_NONE, S_TIME_WAIT, sum16, fold, TCP_ACK, TCP_CHECKSUM,
   TCP_FIN, TCP_FLAGS, TCP_RST, TCP_STATE_NAMES, TCP_SYN, tcpNextState, TIMEOUT_UDP, UDP_CHECKSUM, type Ip,
 } from './wire.js';
@@ -122,6 +122,7 @@ export class ReferenceEngine implements EngineLike {
   private readonly count = { forwardIn: 0, forwardOut: 0, connsCreated: 0, connsExpired: 0, connsReused: 0 };
   private readonly drops = new Map<string, number>();
   private readonly passes = new Map<string, number>();
+  private readonly locals = new Map<string, number>();
   /** The data plane's wheel hand: expiry has run up to here. */
   private hand: number | undefined;
   private lastNow = 0;
@@ -322,7 +323,7 @@ export class ReferenceEngine implements EngineLike {
   private finish(out: Outcome, e: Early): void {
     out.verdict = e.verdict;
     out.reason = e.reason;
-    const counts = e.verdict === 'drop' ? this.drops : this.passes;
+    const counts = e.verdict === 'drop' ? this.drops : e.verdict === 'local' ? this.locals : this.passes;
     counts.set(e.reason, (counts.get(e.reason) ?? 0) + 1);
   }
 
@@ -334,13 +335,16 @@ export class ReferenceEngine implements EngineLike {
     const bad = ipv4Check(bytes, v, l3, bytes.length - l3);
     if (bad) return drop(bad);
     const ip = readIp(v, l3);
-    if (ip.protocol !== IPPROTO_TCP && ip.protocol !== IPPROTO_UDP && ip.protocol !== IPPROTO_ICMP) return pass('protocol');
+    if (ip.protocol !== IPPROTO_TCP && ip.protocol !== IPPROTO_UDP && ip.protocol !== IPPROTO_ICMP) {
+      if (!this.vips.has(ip.daddr)) return pass('protocol');
+      return ip.laterFragment ? drop('fragment') : local('protocol');
+    }
     if (ip.laterFragment) {
       // No ports without reassembly: drop what could be ours, let transit pass.
       return this.vips.has(ip.daddr) || this.destAddrs.has(ip.saddr) ? drop('fragment') : pass('no-match');
     }
     const l4 = l3 + ip.hlen;
-    if (ip.protocol === IPPROTO_ICMP) return icmpCheck(bytes, v, l4, ip.total - ip.hlen);
+    if (ip.protocol === IPPROTO_ICMP) return icmpCheck(bytes, v, l4, ip.total - ip.hlen, this.vips.has(ip.daddr));
     const badL4 = l4Check(v, ip, l4, ip.total - ip.hlen);
     return badL4 ? drop(badL4) : undefined;
   }
@@ -369,7 +373,7 @@ export class ReferenceEngine implements EngineLike {
       }
     }
     const svc = this.serviceFind(ip.protocol, ip.daddr, dport);
-    if (!svc) return this.finish(out, this.vips.has(ip.daddr) ? drop('no-service') : pass('no-match'));
+    if (!svc) return this.finish(out, this.vips.has(ip.daddr) ? local('no-service') : pass('no-match'));
     if (isTcp && !isOpeningSyn(flags)) return this.finish(out, drop('no-conn'));
     this.openConnection(svc, bytes, v, ip, sport, dport, flags, now, out);
   }
@@ -429,7 +433,13 @@ export class ReferenceEngine implements EngineLike {
       else if (this.connCapacity - this.records < 2) return this.finish(out, drop('table-full'));
     }
     if (!dest) {
-      const picked = svc.scheduler.schedule({ saddr, sport, daddr, dport, now: this.maxNow ?? this.lastNow });
+      let picked;
+      try {
+        picked = svc.scheduler.schedule({ saddr, sport, daddr, dport, now: this.maxNow ?? this.lastNow });
+      } catch {
+        // As host/engine/engine.ts schedule(): the packet is dropped, the batch goes on.
+        return this.finish(out, drop('scheduler-error'));
+      }
       const rec = picked ? this.destRecords[picked.index] : undefined;
       if (!rec || !rec.available) return this.finish(out, drop('no-dest'));
       dest = rec;
@@ -650,15 +660,19 @@ export class ReferenceEngine implements EngineLike {
     const passes = Object.fromEntries(PASS_REASONS.filter((n) => n).map((n) => [n, this.passes.get(n) ?? 0])) as Counters['passes'];
     const drop = Object.values(drops).reduce((a, b) => a + b, 0);
     const pass = Object.values(passes).reduce((a, b) => a + b, 0);
+    const locals = Object.fromEntries(LOCAL_REASONS.filter((n) => n).map((n) => [n, this.locals.get(n) ?? 0])) as Counters['locals'];
+    const localCount = Object.values(locals).reduce((a, b) => a + b, 0);
     return {
-      packets: this.count.forwardIn + this.count.forwardOut + pass + drop,
+      packets: this.count.forwardIn + this.count.forwardOut + pass + drop + localCount,
       ...this.count,
       pass,
       drop,
+      local: localCount,
       eventsLost: 0,
       liveConns: this.liveConns,
       drops,
       passes,
+      locals,
     };
   }
 

@@ -3,7 +3,7 @@
 // DataView. Addresses and ports are numbers in the usual big-endian reading (host/addr.ts);
 // one's-complement sums do not care about byte order, so checksums are computed on big-endian
 // words here and give the same bytes as the data plane's little-endian words.
-import { DROP_REASONS, PASS_REASONS, type DropReason, type PassReason } from '../../host/engine/abi.js';
+import { DROP_REASONS, LOCAL_REASONS, PASS_REASONS, type DropReason, type LocalReason, type PassReason } from '../../host/engine/abi.js';
 
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
@@ -59,9 +59,11 @@ export function replace32And16(check: number, from32: number, to32: number, from
 // ---- validation (nat.ts validate, wire/ipv4.ts ipv4Check, wire/tcp.ts, wire/udp.ts, wire/icmp.ts)
 
 /** What validate() decides for a packet that is not to be looked up. */
-export type Early = { verdict: 'drop'; reason: DropReason } | { verdict: 'pass'; reason: PassReason };
+export type Early = { verdict: 'drop'; reason: DropReason } | { verdict: 'pass'; reason: PassReason }
+  | { verdict: 'local'; reason: LocalReason };
 export const drop = (reason: DropReason): Early => ({ verdict: 'drop', reason });
 export const pass = (reason: PassReason): Early => ({ verdict: 'pass', reason });
+export const local = (reason: LocalReason): Early => ({ verdict: 'local', reason });
 
 export interface Ip {
   /** The IPv4 header's offset in the bytes. */
@@ -103,12 +105,16 @@ export function ipv4Check(bytes: Uint8Array, v: DataView, l3: number, avail: num
   return undefined;
 }
 
-/** icmpErrorCheck: undefined for a sound error quoting TCP/UDP with its ports, else the outcome. */
-export function icmpCheck(bytes: Uint8Array, v: DataView, m: number, len: number): Early | undefined {
+/**
+ * icmpErrorCheck: undefined for a sound error quoting TCP/UDP with its ports, else the
+ * outcome; what is not such an error is the director's own when `toVip`, else transit.
+ */
+export function icmpCheck(bytes: Uint8Array, v: DataView, m: number, len: number, toVip: boolean): Early | undefined {
+  const notOurs = toVip ? local('icmp') : pass('protocol');
   if (len < ICMP_HEADER_LEN) return drop('icmp-truncated');
   const type = v.getUint8(m);
   // Destination unreachable, source quench, time exceeded, parameter problem.
-  if (type !== 3 && type !== 4 && type !== 11 && type !== 12) return pass('protocol');
+  if (type !== 3 && type !== 4 && type !== 11 && type !== 12) return notOurs;
   if (fold(sum16(bytes, m, len)) !== 0xffff) return drop('bad-icmp-checksum');
   const q = m + ICMP_HEADER_LEN;
   const qlen = len - ICMP_HEADER_LEN;
@@ -116,7 +122,7 @@ export function icmpCheck(bytes: Uint8Array, v: DataView, m: number, len: number
   const qhlen = (v.getUint8(q) & 0x0f) * 4;
   if (qhlen < 20 || qhlen + 8 > qlen) return drop('icmp-truncated');
   const quoted = readIp(v, q);
-  if ((quoted.protocol !== IPPROTO_TCP && quoted.protocol !== IPPROTO_UDP) || quoted.laterFragment) return pass('protocol');
+  if ((quoted.protocol !== IPPROTO_TCP && quoted.protocol !== IPPROTO_UDP) || quoted.laterFragment) return notOurs;
   return undefined;
 }
 
@@ -179,4 +185,4 @@ export const DEFAULT_TIMEOUTS_MS = [
   2_000, 900_000, 120_000, 60_000, 120_000, 120_000, 10_000, 60_000, 30_000, 120_000, 120_000, 300_000,
 ];
 
-export { DROP_REASONS, PASS_REASONS };
+export { DROP_REASONS, LOCAL_REASONS, PASS_REASONS };

@@ -82,10 +82,11 @@ export function reasonTotal(record: Record<string, number>): number {
 
 /** The bookkeeping every counter snapshot must satisfy. */
 export function countersAddUp(c: Counters): string | undefined {
-  if (c.packets !== c.forwardIn + c.forwardOut + c.pass + c.drop) {
-    return `packets ${c.packets} != forwardIn ${c.forwardIn} + forwardOut ${c.forwardOut} + pass ${c.pass} + drop ${c.drop}`;
+  if (c.packets !== c.forwardIn + c.forwardOut + c.pass + c.drop + c.local) {
+    return `packets ${c.packets} != forwardIn ${c.forwardIn} + forwardOut ${c.forwardOut} + pass ${c.pass} + drop ${c.drop} + local ${c.local}`;
   }
   if (reasonTotal(c.drops) !== c.drop) return `drop reasons sum to ${reasonTotal(c.drops)}, drop is ${c.drop}`;
   if (reasonTotal(c.passes) !== c.pass) return `pass reasons sum to ${reasonTotal(c.passes)}, pass is ${c.pass}`;
+  if (reasonTotal(c.locals) !== c.local) return `local reasons sum to ${reasonTotal(c.locals)}, local is ${c.local}`;
   return undefined;
 }
