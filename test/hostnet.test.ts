@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +14,19 @@ import { HostNetwork, HOSTNET_PROTO, HOSTNET_TABLE, HOSTNET_PRIORITY, TUN_RPF_AD
 import { WasmvsError } from '../host/errors.js';
 import { IN_CI } from './support/tools.js';
 
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DRIVER = join(HERE, 'support', 'hostnet-driver.ts');
 const IS_ROOT = process.getuid?.() === 0;
 const TUN = 'wvs9';
+
+/** The journal a driver wrote: `<tun>@netns-<inode>.json` inside a test namespace. */
+function journalFile(stateDir: string): string {
+  const names = existsSync(stateDir) ? readdirSync(stateDir).filter((n) => n.startsWith(`${TUN}@netns-`) && n.endsWith('.json')) : [];
+  assert.ok(names.length <= 1, `one journal per namespace: ${names.join(', ')}`);
+  return join(stateDir, names[0] ?? `${TUN}.json`);
+}
+const journalExists = (stateDir: string): boolean => existsSync(journalFile(stateDir));
 const P = String(HOSTNET_PROTO);
 
 test('options are validated before anything is touched', () => {
@@ -173,8 +182,8 @@ if (!IS_ROOT) {
       ].slice(0, 2));
       expectOk(lines);
       // The journal is gone only after teardown; this driver exited without one, so it is left.
-      assert.ok(existsSync(join(stateDir, `${TUN}.json`)), 'journal written');
-      const journal = JSON.parse(readFileSync(join(stateDir, `${TUN}.json`), 'utf8'));
+      assert.ok(journalExists(stateDir), 'journal written');
+      const journal = JSON.parse(readFileSync(journalFile(stateDir), 'utf8'));
       assert.is(journal.tun, TUN);
       assert.equal(ourRules(ns), [
         `${G} iif ${TUN} goto ${G + 2}`,
@@ -235,7 +244,7 @@ if (!IS_ROOT) {
       for (const op of ['teardown', 'teardownSync']) {
         expectOk(drive(ns, options, [{ op: 'setup' }, { op: 'sync', vips: ['198.18.0.10'], rips: ['198.18.1.10'] }, { op }, { op }]));
         assert.equal(snapshot(ns), before, `${op} leaves the namespace exactly as before`);
-        assert.not.ok(existsSync(join(stateDir, `${TUN}.json`)), `${op} removes the journal`);
+        assert.not.ok(journalExists(stateDir), `${op} removes the journal`);
       }
     } finally {
       deleteNs(ns);
@@ -356,7 +365,7 @@ if (!IS_ROOT) {
       const rec = drive(ns, options, [{ op: 'recover' }, { op: 'recover' }]);
       expectOk(rec);
       assert.equal(snapshot(ns), before, 'nothing of the killed gateway remains');
-      assert.not.ok(existsSync(join(stateDir, `${TUN}.json`)));
+      assert.not.ok(journalExists(stateDir));
       // Tags alone: routes and rules of ours without a journal are swept too.
       sh(['ip', '-n', ns, 'link', 'set', TUN, 'up']);
       sh(['ip', '-n', ns, 'route', 'add', '198.18.0.99/32', 'dev', TUN, 'proto', P]);

@@ -33,6 +33,11 @@ export interface Device {
    * blocks the event loop. One wait at a time.
    */
   wait(timeoutMs: number): Promise<boolean>;
+  /**
+   * Set once the device is gone for good (the interface was deleted under us): the loop
+   * cannot forward any more and stops.
+   */
+  readonly failure?: string;
   /** Error and drop counts since open. */
   stats(): DeviceStats;
   /** Closes the device; waits for a pending wait() to return first. Idempotent. */

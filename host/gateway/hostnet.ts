@@ -66,7 +66,7 @@
 // ANOTHER device (our VIP route via the TUN). Broadcast requests are answered after the
 // interface's proxy_delay (default up to 0.8 s, neigh.IFACE.proxy_delay), as for any proxy ARP.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIPv4, parseIPv4 } from '../addr.js';
 import { WasmvsError } from '../errors.js';
@@ -134,8 +134,21 @@ interface Journal {
 
 const JOURNAL_VERSION = 1;
 
+/**
+ * One journal per TUN name and network namespace: /run is shared by every namespace of the
+ * host, and a TUN name is unique only within one, so gateways in two namespaces (a test's
+ * director and the host's own) each keep their own. The host's namespace keeps the plain name.
+ */
 function journalPath(stateDir: string, tun: string): string {
-  return join(stateDir, `${tun}.json`);
+  let suffix = '';
+  try {
+    const own = statSync('/proc/self/ns/net').ino;
+    const init = statSync('/proc/1/ns/net').ino;
+    if (own !== init) suffix = `@netns-${own}`;
+  } catch {
+    // no /proc: one namespace as far as we can tell
+  }
+  return join(stateDir, `${tun}${suffix}.json`);
 }
 
 function procStartTime(pid: number): string | undefined {
