@@ -189,7 +189,7 @@ test('-o is for UDP only; -M needs -p and a contiguous mask', () => {
   const base: ServiceSpec = { protocol: 'udp', vaddr: VIP, vport: 53, scheduler: 'rr', persistence: 60 };
   rejected(e, () => e.addService({ ...base, protocol: 'tcp', onePacket: true }), 'WASMVS_BAD_OPTION', /only for UDP/);
   rejected(e, () => e.addService({ ...base, persistence: undefined, netmask: '255.255.255.0' }), 'WASMVS_BAD_OPTION', /needs -p/);
-  rejected(e, () => e.addService({ ...base, netmask: '255.0.255.0' }), 'WASMVS_BAD_ADDRESS', /not contiguous/);
+  rejected(e, () => e.addService({ ...base, netmask: '255.0.255.0' }), 'WASMVS_BAD_ADDRESS', /not a contiguous netmask/);
   e.addService({ ...base, netmask: '255.255.255.0' });
   assert.match(e.save(), /-A -u 202\.103\.106\.5:53 -s rr -p 60 -M 255\.255\.255\.0\n/);
 });
@@ -197,7 +197,7 @@ test('-o is for UDP only; -M needs -p and a contiguous mask', () => {
 test('-x/-y thresholds are checked as ipvsadm does and kept by save()', () => {
   const e = engine();
   const dest: DestSpec = { daddr: '172.16.0.9', dport: 80, weight: 1 };
-  rejected(e, () => e.addDest(HTTP, { ...dest, upperThreshold: 5, lowerThreshold: 10 }), 'WASMVS_BAD_OPTION', /lower threshold 10 is above upper threshold 5/);
+  rejected(e, () => e.addDest(HTTP, { ...dest, upperThreshold: 5, lowerThreshold: 10 }), 'WASMVS_BAD_OPTION', /lower threshold 10 is higher than upper threshold 5/);
   rejected(e, () => e.addDest(HTTP, { ...dest, upperThreshold: 70000 }), 'WASMVS_BAD_OPTION', /upper threshold/);
   e.addDest(HTTP, { ...dest, upperThreshold: 10, lowerThreshold: 5 });
   assert.match(e.save(), /-r 172\.16\.0\.9:80 -m -w 1 -x 10 -y 5\n/);

@@ -261,9 +261,9 @@ const ERRORS: Array<{ description: string; text: string; code: ErrorCode; line: 
   { description: 'persistence 0', text: '-A -t 10.0.0.1:80 -p 0', code: 'WASMVS_BAD_PERSISTENCE', line: 1 },
   { description: 'persistence over 24 days', text: '-A -t 10.0.0.1:80 -p 2073601', code: 'WASMVS_BAD_PERSISTENCE', line: 1 },
   { description: 'persistence not a number', text: '-A -t 10.0.0.1:80 -p 5m', code: 'WASMVS_BAD_PERSISTENCE', line: 1 },
-  { description: '-o on a tcp service', text: '-A -t 10.0.0.1:80 -o', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /only for UDP virtual services/ },
-  { description: '-M without -p', text: '-A -t 10.0.0.1:80 -M 255.255.255.0', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /needs -p/ },
-  { description: 'non-contiguous netmask', text: '-A -t 10.0.0.1:80 -p -M 255.0.255.0', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /contiguous/ },
+  { description: '-o on a tcp service', text: '-A -t 10.0.0.1:80 -o', code: 'WASMVS_BAD_OPTION', line: 1, match: /only for UDP virtual services/ },
+  { description: '-M without -p', text: '-A -t 10.0.0.1:80 -M 255.255.255.0', code: 'WASMVS_BAD_OPTION', line: 1, match: /needs -p/ },
+  { description: 'non-contiguous netmask', text: '-A -t 10.0.0.1:80 -p -M 255.0.255.0', code: 'WASMVS_BAD_ADDRESS', line: 1, match: /contiguous/ },
   { description: 'netmask not an address', text: '-A -t 10.0.0.1:80 -p -M 24', code: 'WASMVS_BAD_ADDRESS', line: 1 },
   { description: 'unknown sched flag', text: '-A -t 10.0.0.1:80 -s sh -b sh-port,fast', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /"fast"/ },
   { description: 'empty sched flag', text: '-A -t 10.0.0.1:80 -s sh -b sh-port,', code: 'WASMVS_RULES_SYNTAX', line: 1 },
@@ -272,8 +272,8 @@ const ERRORS: Array<{ description: string; text: string; code: ErrorCode; line: 
   { description: 'uppercase scheduler', text: '-A -t 10.0.0.1:80 -s WRR', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /scheduler "WRR"/ },
   { description: 'upper threshold out of range', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 65536`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /u_threshold/ },
   { description: 'lower threshold not a number', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 9 -y ten`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /l_threshold/ },
-  { description: 'lower threshold above upper', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 5 -y 10`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /lower threshold 10 is higher than upper threshold 5/ },
-  { description: 'lower threshold without upper (kernel refuses l > u = 0)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -y 10`, code: 'WASMVS_RULES_SYNTAX', line: 2 },
+  { description: 'lower threshold above upper', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 5 -y 10`, code: 'WASMVS_BAD_OPTION', line: 2, match: /lower threshold 10 is higher than upper threshold 5/ },
+  { description: 'lower threshold without upper (kernel refuses l > u = 0)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -y 10`, code: 'WASMVS_BAD_OPTION', line: 2 },
 ];
 
 ERRORS.forEach(({ description, text, code, line, match }, i) => {
@@ -319,6 +319,30 @@ test('parseRules is pure: results are independent and errors leave nothing behin
   assert.equal(parseRules(SEED), SEED_RULES);
   thrown(() => parseRules(`${SEED}-A -t 202.103.106.5:80`));
   assert.equal(parseRules(SEED), SEED_RULES);
+});
+
+// The same bad value gives the same code and message from a rules file and from the API: one
+// validator (host/engine/spec.ts) checks both.
+test('rules file and API agree on every value check, code and message', async () => {
+  const { Engine } = await import('../host/engine/engine.js');
+  const cases: Array<[string, (e: InstanceType<typeof Engine>) => void]> = [
+    ['-A -t 10.0.0.1:80 -p -M 255.0.255.0', (e) => e.addService({ protocol: 'tcp', vaddr: '10.0.0.1', vport: 80, persistence: 300, netmask: '255.0.255.0' })],
+    ['-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 5 -y 10', (e) => {
+      e.addService({ protocol: 'tcp', vaddr: '10.0.0.1', vport: 80 });
+      e.addDest({ protocol: 'tcp', vaddr: '10.0.0.1', vport: 80 }, { daddr: '1.2.3.4', upperThreshold: 5, lowerThreshold: 10 });
+    }],
+    ['-A -t 10.0.0.1:0 -s rr', (e) => e.addService({ protocol: 'tcp', vaddr: '10.0.0.1', vport: 0 })],
+    ['-A -t 10.0.0.1:80 -o', (e) => e.addService({ protocol: 'tcp', vaddr: '10.0.0.1', vport: 80, onePacket: true })],
+    ['-A -t 10.0.0.1:80 -M 255.255.255.0', (e) => e.addService({ protocol: 'tcp', vaddr: '10.0.0.1', vport: 80, netmask: '255.255.255.0' })],
+  ];
+  for (const [text, api] of cases) {
+    const fromRules = (() => { try { parseRules(text); } catch (e) { return e as WasmvsError; } return undefined; })();
+    const e = new Engine({ connCapacity: 16, slotCount: 4 });
+    const fromApi = (() => { try { api(e); } catch (err) { return err as WasmvsError; } return undefined; })();
+    assert.ok(fromRules && fromApi, text);
+    assert.is(fromRules.code, fromApi.code, text);
+    assert.is(fromRules.message.replace(/^line \d+: /, ''), fromApi.message, text);
+  }
 });
 
 test.run();

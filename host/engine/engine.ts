@@ -15,8 +15,9 @@ import {
   protocolNumber, wire16, wire32,
 } from '../addr.js';
 import { WasmvsError } from '../errors.js';
-import { emitRules, parseRules, type DestSpec, type RuleSet, type ServiceSpec } from '../ipvsadm/rules.js';
-import { checkScheduler, createScheduler, DEFAULT_SCHEDULER, type SchedDest, type Scheduler } from '../schedulers/index.js';
+import { emitRules, parseRules, type RuleSet } from '../ipvsadm/rules.js';
+import { checkDestSpec, checkInt, checkServiceSpec, MAX_TIMEOUT_S, type DestConfig, type DestSpec, type ServiceConfig, type ServiceSpec } from './spec.js';
+import { createScheduler, type SchedDest, type Scheduler } from '../schedulers/index.js';
 import { EST_INTERVAL_MS, Estimator, Totals, totalsDecreased, type ServiceStats, type StatsRecord, type StatsServiceRecord } from './stats.js';
 
 export interface Timeouts {
@@ -102,7 +103,7 @@ export interface DestInfo {
   outBytes: number;
 }
 
-export interface ServiceInfo extends ServiceSpec {
+export interface ServiceInfo extends ServiceConfig {
   dests: DestInfo[];
 }
 
@@ -174,7 +175,6 @@ const DEFAULTS = {
   eventCapacity: 4096,
   expireBudget: 4096,
 };
-const MAX_TIMEOUT_S = 2073600; // 24 days: expiry times are wrapping u32 milliseconds
 // The data plane compares wrapping u32 millisecond times by signed difference, which is sound
 // for gaps under 2^31 ms. A clock that jumps further (an idle engine, a capture merged across
 // weeks) is walked forward in steps of this size, expiring what fell due on the way.
@@ -196,12 +196,12 @@ interface DestState extends SchedDest {
   service: ServiceState | undefined; // undefined once deleted (kept while it has connections)
   /** serviceId of the service it was added to: a deleted dest is revived only there. */
   serviceId: string;
-  spec: DestSpec;
+  spec: DestConfig;
 }
 
 interface ServiceState {
   index: number;
-  spec: ServiceSpec;
+  spec: ServiceConfig;
   scheduler: Scheduler;
   /** IPVS list order: newest first. */
   dests: DestState[];
@@ -209,13 +209,6 @@ interface ServiceState {
 
 function serviceId(protocol: Protocol, vaddr: number, vport: number): string {
   return `${protocol}:${vaddr}:${vport}`;
-}
-
-function checkInt(value: unknown, min: number, max: number, what: string, code: 'WASMVS_BAD_OPTION' | 'WASMVS_BAD_WEIGHT' | 'WASMVS_BAD_TIMEOUT' | 'WASMVS_BAD_PERSISTENCE'): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new WasmvsError(code, `${what} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -302,7 +295,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** ipvsadm -A. */
   addService(spec: ServiceSpec): void {
-    const s = this.checkServiceSpec(spec);
+    const s = checkServiceSpec(spec);
     if (this.services.has(serviceId(s.protocol, parseIPv4(s.vaddr), s.vport))) {
       throw new WasmvsError('WASMVS_SERVICE_EXISTS', `Service already exists: ${s.protocol} ${s.vaddr}:${s.vport}`);
     }
@@ -314,7 +307,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** ipvsadm -E: change scheduler or persistence; existing connections keep their servers. */
   editService(spec: ServiceSpec): void {
-    const s = this.checkServiceSpec(spec);
+    const s = checkServiceSpec(spec);
     const svc = this.findService(s);
     // A new scheduler, or new -b flags (sh and mh read them when built; their tables depend
     // only on the servers, so rebuilding is exact), starts from the current servers. The
@@ -347,7 +340,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** ipvsadm -a. */
   addDest(key: ServiceKey, dest: DestSpec): void {
     const svc = this.findService(key);
-    const d = this.checkDestSpec(dest, svc.spec.vport);
+    const d = checkDestSpec(dest, svc.spec.vport);
     if (this.findDest(svc, d)) throw new WasmvsError('WASMVS_DEST_EXISTS', `Destination already exists: ${d.daddr}:${d.dport}`);
     const index = this.allocDest(svc, d);
     this.commitDest(svc, index, d);
@@ -356,7 +349,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** ipvsadm -e: change the weight. Weight 0 quiesces the server. */
   editDest(key: ServiceKey, dest: DestSpec): void {
     const svc = this.findService(key);
-    const d = this.checkDestSpec(dest, svc.spec.vport);
+    const d = checkDestSpec(dest, svc.spec.vport);
     const state = this.findDest(svc, d);
     if (!state) throw new WasmvsError('WASMVS_NO_DEST', `No such destination: ${d.daddr}:${d.dport}`);
     state.weight = d.weight;
@@ -388,13 +381,13 @@ export class Engine extends EventEmitter<EngineEvents> {
     const ids = new Set<string>();
     let destCount = 0;
     for (const rule of set.services) {
-      const s = this.checkServiceSpec(rule);
+      const s = checkServiceSpec(rule);
       const id = serviceId(s.protocol, parseIPv4(s.vaddr), s.vport);
       if (this.services.has(id) || ids.has(id)) throw new WasmvsError('WASMVS_SERVICE_EXISTS', `Service already exists: ${s.protocol} ${s.vaddr}:${s.vport}`);
       ids.add(id);
       const seen = new Set<string>();
       for (const dest of rule.dests) {
-        const d = this.checkDestSpec(dest, s.vport);
+        const d = checkDestSpec(dest, s.vport);
         const did = `${d.daddr}:${d.dport}`;
         if (seen.has(did)) throw new WasmvsError('WASMVS_DEST_EXISTS', `Destination already exists: ${did} in ${s.protocol} ${s.vaddr}:${s.vport}`);
         seen.add(did);
@@ -895,45 +888,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (t.udp) this.checked('setTimeout', this.wasm.setTimeout(ABI.TIMEOUT_UDP, t.udp * 1000), 1);
   }
 
-  /** Validates and normalises a service spec; throws naming the problem. */
-  private checkServiceSpec(spec: ServiceSpec): ServiceSpec {
-    const protocol = parseProtocol(spec.protocol);
-    const vaddr = formatIPv4(parseIPv4(spec.vaddr));
-    const vport = checkPort(spec.vport, 'virtual port');
-    const scheduler = spec.scheduler ?? DEFAULT_SCHEDULER;
-    // Before anything reaches the data plane: the name, and the -b flags it understands.
-    checkScheduler(scheduler, spec.schedFlags ?? []);
-    if (spec.persistence !== undefined) checkInt(spec.persistence, 1, MAX_TIMEOUT_S, 'persistence timeout', 'WASMVS_BAD_PERSISTENCE');
-    if (vport === 0 && spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_PORT', 'Zero port specified for non-persistent service');
-    if (spec.onePacket && protocol !== 'udp') throw new WasmvsError('WASMVS_BAD_OPTION', 'One-Packet Scheduling is only for UDP virtual services');
-    const out: ServiceSpec = { protocol, vaddr, vport, scheduler };
-    if (spec.persistence !== undefined) out.persistence = spec.persistence;
-    if (spec.netmask !== undefined) {
-      if (spec.persistence === undefined) throw new WasmvsError('WASMVS_BAD_OPTION', '-M (netmask) is the persistence granularity and needs -p (persistence)');
-      const mask = parseIPv4(spec.netmask);
-      const inverted = ~mask >>> 0;
-      if ((inverted & (inverted + 1)) !== 0) throw new WasmvsError('WASMVS_BAD_ADDRESS', `netmask ${spec.netmask} is not contiguous`);
-      if (mask !== 0xffffffff) out.netmask = formatIPv4(mask);
-    }
-    if (spec.schedFlags !== undefined && spec.schedFlags.length > 0) out.schedFlags = [...spec.schedFlags];
-    if (spec.onePacket) out.onePacket = true;
-    return out;
-  }
-
-  private checkDestSpec(dest: DestSpec, vport: number): DestSpec {
-    const daddr = formatIPv4(parseIPv4(dest.daddr));
-    const dport = checkPort(dest.dport ?? 0, 'real server port') || vport;
-    const weight = checkInt(dest.weight ?? 1, 0, 65535, 'weight', 'WASMVS_BAD_WEIGHT');
-    const upper = checkInt(dest.upperThreshold ?? 0, 0, 65535, 'upper threshold (-x)', 'WASMVS_BAD_OPTION');
-    const lower = checkInt(dest.lowerThreshold ?? 0, 0, 65535, 'lower threshold (-y)', 'WASMVS_BAD_OPTION');
-    // As ip_vs_add_dest/ip_vs_edit_dest: a lower threshold above the upper one is refused.
-    if (lower > upper) throw new WasmvsError('WASMVS_BAD_OPTION', `lower threshold ${lower} is above upper threshold ${upper}`);
-    const out: DestSpec = { daddr, dport, weight };
-    if (upper) out.upperThreshold = upper;
-    if (lower) out.lowerThreshold = lower;
-    return out;
-  }
-
   private findService(key: ServiceKey): ServiceState {
     const protocol = parseProtocol(key.protocol);
     const vaddr = parseIPv4(key.vaddr);
@@ -942,12 +896,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     return svc;
   }
 
-  private findDest(svc: ServiceState, d: DestSpec): DestState | undefined {
+  private findDest(svc: ServiceState, d: DestConfig): DestState | undefined {
     const daddr = parseIPv4(d.daddr);
     return svc.dests.find((x) => x.daddr === daddr && x.dport === d.dport);
   }
 
-  private commitService(index: number, s: ServiceSpec): void {
+  private commitService(index: number, s: ServiceConfig): void {
     const vaddr = parseIPv4(s.vaddr);
     this.checked('serviceSet', this.wasm.serviceSet(index, protocolNumber(s.protocol), wire32(vaddr), wire16(s.vport)));
     const scheduler = createScheduler(s.scheduler, s.schedFlags ?? [], { now: this.lastFullNow ?? this.lastNow });
@@ -985,7 +939,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    * connections (as IPVS's dest trash); else a free one, or a deleted one whose connections
    * are all gone.
    */
-  private allocDest(svc: ServiceState, d: DestSpec): number {
+  private allocDest(svc: ServiceState, d: DestConfig): number {
     const daddr = parseIPv4(d.daddr);
     const id = serviceId(svc.spec.protocol, parseIPv4(svc.spec.vaddr), svc.spec.vport);
     let reclaim = -1;
@@ -1007,7 +961,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.destsByIndex.length;
   }
 
-  private commitDest(svc: ServiceState, index: number, d: DestSpec): void {
+  private commitDest(svc: ServiceState, index: number, d: DestConfig): void {
     const daddr = parseIPv4(d.daddr);
     this.checked('destSet', this.wasm.destSet(index, svc.index, wire32(daddr), wire16(d.dport), d.upperThreshold ?? 0, d.lowerThreshold ?? 0));
     const view = this.view;

@@ -12,36 +12,18 @@
 // WasmvsError naming the first bad line, and the caller's running config is untouched.
 import type { Protocol } from '../addr.js';
 import { formatIPv4, parseIPv4, parsePort } from '../addr.js';
+import {
+  checkDestSpec, checkServiceSpec, DEFAULT_PERSISTENCE, DEFAULT_SCHEDULER, DEFAULT_WEIGHT, MAX_THRESHOLD, MAX_TIMEOUT_S as MAX_PERSISTENCE,
+  MAX_WEIGHT, type DestConfig, type ServiceConfig,
+} from '../engine/spec.js';
 import { WasmvsError } from '../errors.js';
 
-export interface ServiceSpec {
-  protocol: Protocol;
-  vaddr: string;
-  vport: number;
-  scheduler: string;
-  persistence?: number;
-  netmask?: string;
-  schedFlags?: string[];
-  onePacket?: boolean;
-}
+export type { DestConfig, DestSpec, ServiceConfig, ServiceSpec } from '../engine/spec.js';
 
-export interface DestSpec {
-  daddr: string;
-  dport: number;
-  weight: number;
-  upperThreshold?: number;
-  lowerThreshold?: number;
-}
-
-export interface ServiceRule extends ServiceSpec { dests: DestSpec[] }
+/** A service line and its real-server lines, checked and with defaults applied. */
+export interface ServiceRule extends ServiceConfig { dests: DestConfig[] }
 export interface RuleSet { services: ServiceRule[] }
 
-const DEFAULT_SCHEDULER = 'wlc'; // DEF_SCHED in ipvsadm.c
-const DEFAULT_WEIGHT = 1; // process_options() sets dest.weight = 1 before parsing
-const DEFAULT_PERSISTENCE = 300; // IPVS_SVC_PERSISTENT_TIMEOUT, for a bare -p
-const MAX_PERSISTENCE = 2073600; // 24 days, the range WASMVS_BAD_PERSISTENCE documents
-const MAX_WEIGHT = 65535;
-const MAX_THRESHOLD = 65535;
 const SCHEDNAME_MAXLEN = 15; // IP_VS_SCHEDNAME_MAXLEN is 16 with the NUL
 const SCHEDULER_NAME = /^[a-z][a-z0-9_-]*$/;
 // The names ipvsadm's -b accepts; sh-* and mh-* are aliases of flag-1/flag-2 that only the sh
@@ -192,14 +174,6 @@ function parsePersistence(text: string | undefined): number {
   return seconds;
 }
 
-function parseNetmask(text: string): string {
-  const mask = parseIPv4(text);
-  // Contiguous means the inverted mask is 0...01...1, i.e. one less than a power of two.
-  const inverted = ~mask >>> 0;
-  if ((inverted & (inverted + 1)) !== 0) throw syntax(`illegal virtual server persistent mask "${text}": not a contiguous netmask`);
-  return formatIPv4(mask);
-}
-
 function parseSchedFlags(text: string, scheduler: string): string[] {
   const flags = text.split(',');
   for (const flag of flags) {
@@ -245,26 +219,19 @@ function addService(
   services: ServiceRule[],
 ): void {
   const scheduler = parseScheduler(given.get('scheduler')?.arg ?? DEFAULT_SCHEDULER);
-  const rule: ServiceRule = { protocol: id.protocol, vaddr: id.vaddr, vport: id.vport, scheduler, dests: [] };
+  const spec: ServiceConfig = { protocol: id.protocol, vaddr: id.vaddr, vport: id.vport, scheduler };
   const persistent = given.get('persistent');
-  if (persistent !== undefined) rule.persistence = parsePersistence(persistent.arg);
+  if (persistent !== undefined) spec.persistence = parsePersistence(persistent.arg);
   const netmask = given.get('netmask');
-  if (netmask !== undefined) {
-    // ipvsadm accepts -M alone and the kernel ignores it; refusing it keeps emit (which, like
-    // ipvsadm-save, prints -M only after -p) a faithful inverse of parse.
-    if (persistent === undefined) throw syntax('-M (--netmask) is the persistence granularity and needs -p (--persistent)');
-    rule.netmask = parseNetmask(netmask.arg!);
-  }
+  if (netmask !== undefined) spec.netmask = netmask.arg!;
   const flags = given.get('schedFlags');
-  if (flags !== undefined) rule.schedFlags = parseSchedFlags(flags.arg!, scheduler);
-  if (given.has('ops')) {
-    if (id.protocol !== 'udp') throw syntax('One-Packet Scheduling is only for UDP virtual services');
-    rule.onePacket = true;
-  }
-  // A port-0 service matches every port, which only makes sense when clients stick to one dest.
-  if (id.vport === 0 && rule.persistence === undefined) {
-    throw new WasmvsError('WASMVS_BAD_PORT', 'Zero port specified for non-persistent service');
-  }
+  if (flags !== undefined) spec.schedFlags = parseSchedFlags(flags.arg!, scheduler);
+  if (given.has('ops')) spec.onePacket = true;
+  // Values are checked where the API checks them (host/engine/spec.ts): the same code and
+  // message from a rules file as from addService.
+  const rule: ServiceRule = { ...checkServiceSpec(spec), dests: [] };
+  // A rules file keeps the mask as written (a /32 too), so that emit and parse round-trip.
+  if (spec.netmask !== undefined) rule.netmask = formatIPv4(parseIPv4(spec.netmask));
   if (byKey.has(id.key)) throw new WasmvsError('WASMVS_SERVICE_EXISTS', `Service already exists: ${id.key}`);
   byKey.set(id.key, rule);
   services.push(rule);
@@ -284,8 +251,6 @@ function addDest(given: Map<Slot, Given>, key: string, byKey: Map<string, Servic
   const lText = given.get('lThreshold')?.arg;
   const upper = uText === undefined ? undefined : parseThreshold(uText, 'u_threshold');
   const lower = lText === undefined ? undefined : parseThreshold(lText, 'l_threshold');
-  // The kernel refuses l_threshold > u_threshold outright, even when u_threshold is 0 (ip_vs_add_dest).
-  if ((lower ?? 0) > (upper ?? 0)) throw syntax(`lower threshold ${lower} is higher than upper threshold ${upper ?? 0}`);
 
   const rule = byKey.get(key);
   if (rule === undefined) throw new WasmvsError('WASMVS_NO_SERVICE', `Service not defined: ${key}`);
@@ -294,10 +259,7 @@ function addDest(given: Map<Slot, Given>, key: string, byKey: Map<string, Servic
   if (rule.dests.some((d) => d.daddr === daddr && d.dport === dport)) {
     throw new WasmvsError('WASMVS_DEST_EXISTS', `Destination already exists: ${daddr}:${dport} in ${key}`);
   }
-  const dest: DestSpec = { daddr, dport, weight };
-  if (upper !== undefined) dest.upperThreshold = upper;
-  if (lower !== undefined) dest.lowerThreshold = lower;
-  rule.dests.push(dest);
+  rule.dests.push(checkDestSpec({ daddr, dport, weight, upperThreshold: upper, lowerThreshold: lower }, rule.vport));
 }
 
 /** Parses a whole rules file; throws a WasmvsError carrying the 1-based line of the first error. */

@@ -17,7 +17,7 @@ import type {
 } from '../../host/engine/engine.js';
 import { checkPort, formatIPv4, parseIPv4, parseProtocol, protocolNumber, type Protocol } from '../../host/addr.js';
 import { WasmvsError } from '../../host/errors.js';
-import { parseRules, type DestSpec, type ServiceSpec } from '../../host/ipvsadm/rules.js';
+import { parseRules, type DestConfig, type DestSpec, type ServiceConfig, type ServiceSpec } from '../../host/ipvsadm/rules.js';
 import { createScheduler, DEFAULT_SCHEDULER, checkScheduler, type SchedDest, type Scheduler } from '../../host/schedulers/index.js';
 import type { EngineLike, EngineLikeOptions } from './engine-like.js';
 import { ExpiryQueue } from './expiry.js';
@@ -56,13 +56,13 @@ interface DestState extends SchedDest {
   lastWeight: number;
   service: ServiceState | undefined; // undefined once deleted
   serviceId: string;
-  spec: DestSpec;
+  spec: DestConfig;
   rec: DestRecord;
 }
 
 interface ServiceState {
   index: number;
-  spec: ServiceSpec;
+  spec: ServiceConfig;
   proto: number;
   vaddr: number;
   scheduler: Scheduler;
@@ -727,12 +727,12 @@ function rewrite(v: DataView, l3: number, l4: number, isTcp: boolean, toDest: bo
   }
 }
 
-/** host/engine.ts checkServiceSpec, the normal form listServices shows (no validation beyond it). */
-function normalizeService(spec: ServiceSpec): ServiceSpec {
+/** host/engine/spec.ts checkServiceSpec, the normal form listServices shows (no validation beyond it). */
+function normalizeService(spec: ServiceSpec): ServiceConfig {
   const protocol = parseProtocol(spec.protocol);
   const scheduler = spec.scheduler ?? DEFAULT_SCHEDULER;
   checkScheduler(scheduler, spec.schedFlags ?? []);
-  const out: ServiceSpec = { protocol, vaddr: formatIPv4(parseIPv4(spec.vaddr)), vport: checkPort(spec.vport, 'virtual port'), scheduler };
+  const out: ServiceConfig = { protocol, vaddr: formatIPv4(parseIPv4(spec.vaddr)), vport: checkPort(spec.vport, 'virtual port'), scheduler };
   if (spec.persistence !== undefined) out.persistence = spec.persistence;
   if (spec.netmask !== undefined && parseIPv4(spec.netmask) !== 0xffffffff) out.netmask = formatIPv4(parseIPv4(spec.netmask));
   if (spec.schedFlags !== undefined && spec.schedFlags.length > 0) out.schedFlags = [...spec.schedFlags];
@@ -740,8 +740,8 @@ function normalizeService(spec: ServiceSpec): ServiceSpec {
   return out;
 }
 
-function normalizeDest(dest: DestSpec, vport: number): DestSpec {
-  const out: DestSpec = { daddr: formatIPv4(parseIPv4(dest.daddr)), dport: checkPort(dest.dport ?? 0, 'real server port') || vport, weight: dest.weight ?? 1 };
+function normalizeDest(dest: DestSpec, vport: number): DestConfig {
+  const out: DestConfig = { daddr: formatIPv4(parseIPv4(dest.daddr)), dport: checkPort(dest.dport ?? 0, 'real server port') || vport, weight: dest.weight ?? 1 };
   if (dest.upperThreshold) out.upperThreshold = dest.upperThreshold;
   if (dest.lowerThreshold) out.lowerThreshold = dest.lowerThreshold;
   return out;
