@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   WASMVS_HOST_NET: 'a change to the host network (ip route/rule/neigh, a sysctl) failed; the message names the command and its error',
   WASMVS_VIP_LOCAL: 'a VIP is already a local address of the host, so the kernel would deliver its traffic locally',
   WASMVS_CONTROL_IN_USE: 'the control socket is held by a live gateway',
+  WASMVS_CONTROL: 'the control socket could not be reached (no gateway listening, permission denied) or closed mid-request',
+  WASMVS_CONTROL_REQUEST: 'a control request is malformed: not JSON, an unknown method, wrong parameters or over the size limit',
   WASMVS_ABI_MISMATCH: 'the WebAssembly module and the host disagree on the memory layout',
   WASMVS_DATAPLANE: 'the data plane refused a configuration call the host made (an engine bug: the message names the call and its code)',
   WASMVS_DATAPLANE_ASSERT: 'an assertion of the debug data plane build failed (an engine bug: the message names the place)',

@@ -6,6 +6,8 @@
 // status (a long-running one, such as a gateway, may return a promise of it).
 import { readFileSync } from 'node:fs';
 import { WasmvsError } from '../errors.js';
+import { runDemo } from './demo.js';
+import { runGateway } from './gateway.js';
 import { runReplay } from './replay.js';
 import { USAGE, UsageError } from './usage.js';
 
@@ -13,6 +15,8 @@ type Command = (argv: string[]) => number | Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   replay: runReplay,
+  gateway: runGateway,
+  demo: runDemo,
 };
 
 /** The package version, from host/cli/ (sources) or build/host/cli/ (compiled). */

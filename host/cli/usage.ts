@@ -6,6 +6,30 @@ import { WasmvsError } from '../errors.js';
 export const USAGE = `Usage: wasmvs <command> [options]
 
 Commands:
+  gateway --rules FILE [--tun NAME] [--control PATH] [--no-offload] [--mtu N]
+          [--real-server-iface IFACE]... [--arp-iface IFACE]... [--conn-capacity N]
+          [--verbose] [--log-format text|json]
+      The director (root): a TUN device (default wvs0) owns the VIPs of FILE (ipvsadm-save
+      syntax), every new connection is scheduled and both directions are rewritten.
+      Prints one line with "ready" on stdout once it forwards; logs go to stderr.
+      SIGHUP re-reads FILE and applies the difference; SIGINT/SIGTERM stop it and remove
+      everything it added to the host (routes, rules, proxy ARP entries, sysctls).
+        --tun NAME              the TUN device's name (default wvs0)
+        --control PATH          control socket (default $WASMVS_CONTROL, else /run/wasmvs.sock)
+        --no-offload            plain IFF_TUN|IFF_NO_PI: no GSO super-packets, no partial
+                                checksums (default: virtio_net_hdr offload on)
+        --mtu N                 the TUN's MTU (default 1500)
+        --real-server-iface IF  real servers' replies are those arriving on IF (repeatable),
+                                instead of those from the real servers' addresses
+        --arp-iface IF          answer ARP for the VIPs on IF (proxy neighbour entries)
+        --conn-capacity N       maximum live connections (default 1048576; 64 bytes each)
+        --verbose               log more; --log-format json: one JSON object per line
+
+  demo [--verbose]
+      (root) Builds a namespace topology with the seed's example in 198.18.0.0/15, runs the
+      gateway, sends 300 requests through the VIP, shows who answered and the connection
+      table, and tears everything down (also on Ctrl-C).
+
   replay --rules FILE IN.pcap OUT.pcap [--connections] [--stats] [--rate] [--exact]
          [--json] [--set TCP,TCPFIN,UDP]
       Feeds every packet of IN.pcap, in file order and with its timestamp as the clock,

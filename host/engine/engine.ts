@@ -413,6 +413,24 @@ export class Engine extends EventEmitter<EngineEvents> {
     });
   }
 
+  /**
+   * The addresses the data plane still translates for: every configured VIP and real server,
+   * and those of deleted real servers whose connections or persistence templates live on
+   * (as after ipvsadm -d, they run until they expire). The gateway routes exactly these
+   * into its TUN.
+   */
+  liveAddresses(): { vaddrs: string[]; daddrs: string[] } {
+    const vaddrs = new Set<string>();
+    const daddrs = new Set<string>();
+    for (const s of this.services.values()) vaddrs.add(s.spec.vaddr);
+    for (const d of this.destsByIndex) {
+      if (!d || (!d.service && this.unreferenced(d))) continue;
+      daddrs.add(formatIPv4(d.daddr));
+      vaddrs.add(formatIPv4(Number(d.serviceId.split(':')[1])));
+    }
+    return { vaddrs: [...vaddrs].sort(), daddrs: [...daddrs].sort() };
+  }
+
   /** Services with their real servers and counters (ipvsadm -L -n --stats). */
   listServices(): ServiceInfo[] {
     return this.servicesByIndex.filter((s): s is ServiceState => s !== undefined).map((s) => ({

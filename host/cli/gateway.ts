@@ -1,0 +1,85 @@
+// wasmvs gateway: the standalone director (host/gateway/). Prints exactly one line with the
+// word "ready" on stdout once it forwards; logs go to stderr. SIGHUP re-reads the rules,
+// SIGINT/SIGTERM stop it and remove everything it added to the host.
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONTROL_PATH } from '../control/protocol.js';
+import { Gateway } from '../gateway/gateway.js';
+import { createLogger, type LogFormat } from '../gateway/log.js';
+import { UsageError } from './usage.js';
+
+function positiveInt(text: string | undefined, name: string, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) throw new UsageError(`${name} takes a whole number from 1 to ${max} (got "${text}")`);
+  return Number(text);
+}
+
+export async function runGateway(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      rules: { type: 'string' },
+      tun: { type: 'string' },
+      control: { type: 'string' },
+      'no-offload': { type: 'boolean', default: false },
+      'real-server-iface': { type: 'string', multiple: true },
+      'arp-iface': { type: 'string', multiple: true },
+      'conn-capacity': { type: 'string' },
+      mtu: { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+      'log-format': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) throw new UsageError('gateway --help: see the usage below');
+  if (positionals.length > 0) throw new UsageError(`gateway takes no arguments besides options (got "${positionals[0]}")`);
+  if (values.rules === undefined) throw new UsageError('gateway needs --rules FILE');
+  const format = values['log-format'] ?? 'text';
+  if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format is text or json (got "${format}")`);
+  const log = createLogger({ format: format as LogFormat, verbose: values.verbose });
+  const control = values.control ?? process.env.WASMVS_CONTROL ?? DEFAULT_CONTROL_PATH;
+
+  const gw = await Gateway.start({
+    rulesFile: values.rules,
+    tun: values.tun,
+    control,
+    offload: !values['no-offload'],
+    realServerIfaces: values['real-server-iface'],
+    arpIfaces: values['arp-iface'],
+    connCapacity: positiveInt(values['conn-capacity'], '--conn-capacity', 0xffffff),
+    mtu: positiveInt(values.mtu, '--mtu', 65535),
+    logger: log,
+  });
+
+  // Whatever ends the process, the host is left as it was: an orderly stop on a signal, a
+  // synchronous cleanup on a crash or an exit the stop did not reach.
+  process.on('exit', () => gw.stopSync());
+  process.on('uncaughtException', (err) => {
+    log.error('crash', err.stack ?? String(err));
+    gw.stopSync();
+    process.exit(1);
+  });
+  process.on('SIGHUP', () => {
+    gw.reload().catch(() => { /* logged by reload; the running configuration stays */ });
+  });
+  const stopped = new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) { log.warn('stop', `${sig} again: exiting now`); gw.stopSync(); process.exit(1); }
+      log.info('stop', `${sig}: stopping`);
+      gw.stop().then(() => resolve(0), (err: unknown) => {
+        log.error('stop', (err as Error).message);
+        resolve(1);
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    // Stopped without a signal: the gateway gave up (its device went away); that is a failure.
+    gw.on('stopped', () => resolve(signals > 0 ? 0 : 1));
+  });
+  gw.on('error', () => { /* logged by the gateway; forwarding goes on */ });
+  const info = gw.info();
+  process.stdout.write(`wasmvs gateway ready: ${info.device} (offload ${info.offload ? 'on' : 'off'}), control ${control}, pid ${info.pid}\n`);
+  return stopped;
+}
+

@@ -1,0 +1,412 @@
+// The standalone director: a TUN device owns the VIPs, every packet routed into it goes
+// through the engine (one WASM call per batch) and comes back out rewritten, as IPVS's NAT
+// mode does inside the kernel.
+//
+//   client --> VIP route --> wvs0 (TUN) --> read batch --> engine.process --> write batch --> kernel
+//   real server --> policy rule "from RIP" --> wvs0 --> ... SNAT back to the VIP ... --> kernel
+//
+// Threads. One thread, the one that starts the Gateway (Node's main thread for the CLI), runs
+// everything that touches the data plane: reads, process() and the scheduler calls it makes,
+// expiry, writes, and every configuration change (reload, the control socket). The data plane
+// is single-writer and needs no locks because of that: a control request is an ordinary
+// event-loop callback, so it runs between two batches, never inside one, and costs nothing per
+// packet. The only other thread is a libuv pool thread that sits in poll() on the TUN while no
+// packet is ready (TunDevice.wait), so idle costs no CPU and the event loop is never blocked.
+//
+// Batching costs no latency: after a wake-up the loop reads what is ready (until EAGAIN or a
+// batch), processes it with one call, writes it back and repeats; a lone packet is never held
+// back. After a few batches in a row it yields to the event loop once, so control requests,
+// timers and signals are served even under full load.
+import { EventEmitter } from 'eventemitter3';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { ControlServer } from '../control/server.js';
+import type { GatewayInfo } from '../control/protocol.js';
+import { Engine, type EngineOptions } from '../engine/engine.js';
+import { WasmvsError } from '../errors.js';
+import { parseRules, type RuleSet } from '../ipvsadm/rules.js';
+import { Responder, type ResponderCounters, type ResponderOptions } from '../responder/responder.js';
+import type { Device, DeviceStats } from './device.js';
+import { HostNetwork } from './hostnet.js';
+import { silentLogger, type Logger } from './log.js';
+import { applyChanges, describeChange, planChanges, type ConfigChange } from './reload.js';
+import { TunDevice } from './tun.js';
+import { packageVersion } from '../version.js';
+import { VNET_F_NEEDS_CSUM, vnetFlags, vnetHeaderSupported } from './vnet.js';
+
+export interface GatewayOptions {
+  /** The rules file (ipvsadm-save syntax); reload() re-reads it. One of rulesFile, rules. */
+  rulesFile?: string;
+  /** The rules as text (library use); reload(text) replaces them. */
+  rules?: string;
+  /** TUN device name (default wvs0). */
+  tun?: string;
+  /** virtio_net_hdr offload: GSO super-packets, partial checksums (default true). */
+  offload?: boolean;
+  /** The TUN's MTU (default 1500). */
+  mtu?: number;
+  /** The TUN's transmit queue length (default 10000: the kernel's 500 drops bursts). */
+  txqueuelen?: number;
+  /** Select real servers' replies by incoming interface instead of by source address. */
+  realServerIfaces?: string[];
+  /** Answer ARP for the VIPs on these links (proxy neighbour entries). */
+  arpIfaces?: string[];
+  /** Maximum live connections (engine connCapacity, default 2^20). */
+  connCapacity?: number;
+  /** Further engine options (timeouts, expireNodestConn, ...); the ring is sized by the gateway. */
+  engine?: Omit<EngineOptions, 'slotCount' | 'slotSize' | 'connCapacity'>;
+  /** Answers to packets addressed to a VIP but not served (rate limit). */
+  responder?: ResponderOptions;
+  /**
+   * Serve the control socket (protocol in host/control/) at this path, mode 0600. A stale
+   * socket file is replaced; one held by a live gateway makes start() refuse. Default: none.
+   */
+  control?: string;
+  /** Where the host-network journal lives (default /run/wasmvs). */
+  stateDir?: string;
+  /**
+   * A device to run over instead of a TUN (a FakeDevice in tests, a benchmark's driver). The
+   * gateway then changes nothing on the host: no routes, rules or sysctls.
+   */
+  device?: Device;
+  logger?: Logger;
+}
+
+export interface GatewayCounters {
+  /** Batches processed (one engine call each). */
+  batches: number;
+  /** Packets written back to the kernel, generated answers included. */
+  written: number;
+  /** Non-IPv4 packets that reached the TUN; never written back. */
+  notIpv4: number;
+  /** Packets whose virtio_net_hdr the engine cannot handle, dropped. */
+  badVnetHeader: number;
+  device: DeviceStats;
+  /** Answers to packets addressed to a VIP that no service serves. */
+  replies: ResponderCounters;
+}
+
+export interface GatewayEvents {
+  /** Forwarding: the device is open and the host routes are in place. */
+  ready: () => void;
+  /** A reload applied these changes (an empty list: nothing changed). */
+  reload: (changes: ConfigChange[]) => void;
+  /** Something failed without stopping forwarding (a reload refused, a host sync failed). */
+  error: (err: Error) => void;
+  stopped: () => void;
+}
+
+/** Loop tuning. */
+const WAIT_MS = 200; // poll() timeout: bounds how long stop() waits for the pool thread
+const TURN_BATCHES = 16; // batches in a row before the loop yields to the event loop
+const TICK_MS = 1000; // idle expiry and the 2-second rate estimator keep running
+const SYNC_EVERY_TICKS = 5; // host routes/rules follow real servers whose connections ended
+const TABLE_FULL_LOG_MS = 10_000;
+const OFFLOAD_SLOT = 65_600; // 65,535 + the 10-byte virtio_net_hdr, a multiple of 64
+const CAP_NET_ADMIN = 12;
+
+/** True when this process holds CAP_NET_ADMIN (root has it). */
+function hasNetAdmin(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << BigInt(CAP_NET_ADMIN))) !== 0n;
+  } catch {
+    return process.getuid?.() === 0;
+  }
+}
+
+function readRules(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new WasmvsError('WASMVS_FILE', `cannot read rules ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class Gateway extends EventEmitter<GatewayEvents> {
+  readonly engine: Engine;
+  readonly device: Device;
+  private readonly options: GatewayOptions;
+  private readonly log: Logger;
+  private readonly hostnet: HostNetwork | undefined;
+  private readonly control: ControlServer | undefined;
+  private readonly responder: Responder;
+  /** Slot views: [0, batch) are read into; [batch, 2 batch) hold generated answers. */
+  private readonly slots: Uint8Array[];
+  private readonly readBufs: Uint8Array[];
+  private readonly sizes: Uint32Array;
+  private readonly writeIdx: Uint32Array;
+  private readonly batch: number;
+  private rules: RuleSet;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private loopDone: Promise<void> = Promise.resolve();
+  private ticker: NodeJS.Timeout | undefined;
+  private ticks = 0;
+  private lastTableFull = 0;
+  private lastTableFullLog = -Infinity;
+  private synced = { vips: '', rips: '' };
+  private readonly counts = { batches: 0, written: 0, notIpv4: 0, badVnetHeader: 0 };
+
+  /** Opens the device, sets up the host and starts forwarding; resolves once ready. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const log = options.logger ?? silentLogger;
+    if ((options.rules === undefined) === (options.rulesFile === undefined)) {
+      throw new WasmvsError('WASMVS_BAD_OPTION', 'give the rules as exactly one of rulesFile or rules');
+    }
+    const text = options.rules ?? readRules(options.rulesFile as string);
+    const rules = parseRules(text); // refuses a bad file before anything changes
+    // The control socket is claimed first: a live gateway holding it refuses this one before
+    // anything on the host changes. Requests wait for the gateway to exist.
+    let gw: Gateway | undefined;
+    const control = options.control === undefined ? undefined : await ControlServer.listen(options.control, {
+      get engine() {
+        if (!gw) throw new WasmvsError('WASMVS_CONTROL', 'the gateway is still starting');
+        return gw.engine;
+      },
+      info: () => (gw as Gateway).info(),
+      changed: () => (gw ? gw.syncHost() : Promise.resolve()),
+    }, log);
+    let device = options.device;
+    let hostnet: HostNetwork | undefined;
+    try {
+      if (!device) ({ device, hostnet } = await Gateway.openHost(options, rules, log));
+      gw = new Gateway(options, device, hostnet, rules, log, control);
+      if (hostnet) {
+        await hostnet.setup();
+        await gw.syncHost();
+      }
+    } catch (err) {
+      gw = undefined;
+      await hostnet?.teardown().catch((e: unknown) => log.error('host', `cleanup after a failed start: ${(e as Error).message}`));
+      if (device !== options.device) await device?.close();
+      await control?.close();
+      throw err;
+    }
+    gw.run();
+    log.info('ready', `forwarding on ${device.name}: ${rules.services.length} services, ${rules.services.reduce((n, s) => n + s.dests.length, 0)} real servers${device.headerLen ? ', offload on' : ', offload off'}`);
+    gw.emit('ready');
+    return gw;
+  }
+
+  /**
+   * The TUN and the host network, after the checks that refuse to start: no CAP_NET_ADMIN,
+   * a local VIP, the TUN name in use. A SIGKILLed gateway's leftovers are undone first.
+   */
+  private static async openHost(options: GatewayOptions, rules: RuleSet, log: Logger): Promise<{ device: Device; hostnet: HostNetwork }> {
+    if (!hasNetAdmin()) throw new WasmvsError('WASMVS_NOT_ROOT', 'the gateway needs root (CAP_NET_ADMIN) to create its TUN device and routes');
+    const tun = options.tun ?? 'wvs0';
+    const hostLog = (line: string) => log.info('host', line);
+    await HostNetwork.recover({ tun, stateDir: options.stateDir, log: hostLog });
+    const hostnet = new HostNetwork({
+      tun, mtu: options.mtu ?? 1500, txqueuelen: options.txqueuelen ?? 10_000,
+      realServerIfaces: options.realServerIfaces, arpIfaces: options.arpIfaces, stateDir: options.stateDir, log: hostLog,
+    });
+    await hostnet.checkVips(vipsOf(rules)); // before the TUN exists
+    return { device: TunDevice.open({ name: tun, offload: options.offload ?? true }), hostnet };
+  }
+
+  private constructor(options: GatewayOptions, device: Device, hostnet: HostNetwork | undefined, rules: RuleSet, log: Logger, control: ControlServer | undefined) {
+    super();
+    this.control = control;
+    this.options = options;
+    this.device = device;
+    this.hostnet = hostnet;
+    this.log = log;
+    this.rules = rules;
+    this.batch = Math.max(1, device.batchSize);
+    const slotSize = device.headerLen > 0 ? OFFLOAD_SLOT : Math.ceil(((options.mtu ?? 1500) + device.headerLen) / 64) * 64;
+    this.engine = new Engine({
+      ...options.engine, ...(options.connCapacity === undefined ? {} : { connCapacity: options.connCapacity }), slotCount: this.batch * 2, slotSize,
+    });
+    this.engine.restore(rules);
+    this.responder = new Responder(options.responder);
+    this.slots = Array.from({ length: this.batch * 2 }, (_, i) => this.engine.slot(i));
+    this.readBufs = this.slots.slice(0, this.batch);
+    this.sizes = new Uint32Array(this.batch * 2);
+    this.writeIdx = new Uint32Array(this.batch * 2);
+    this.engine.on('error', (err: Error) => this.fault('scheduler', err));
+  }
+
+  /**
+   * Re-reads the rules (the file, or `text` when given) and applies the difference. A bad file
+   * changes nothing: the error is thrown (and logged) and the running configuration stays.
+   */
+  async reload(text?: string): Promise<ConfigChange[]> {
+    try {
+      const source = text ?? (this.options.rulesFile !== undefined ? readRules(this.options.rulesFile) : undefined);
+      if (source === undefined) throw new WasmvsError('WASMVS_BAD_OPTION', 'reload() needs the rules text: the gateway was started without a rules file');
+      const next = parseRules(source);
+      if (this.hostnet) await this.hostnet.checkVips(vipsOf(next).filter((v) => !vipsOf(this.rules).includes(v)));
+      const current = parseRules(this.engine.save());
+      const changes = planChanges(current, next);
+      applyChanges(this.engine, changes, current);
+      this.rules = next;
+      await this.syncHost();
+      this.log.info('reload', changes.length === 0 ? 'rules unchanged' : `${changes.length} changes applied`);
+      for (const c of changes) this.log.info(c.op.endsWith('dest') ? 'real-server' : 'service', describeChange(c));
+      this.emit('reload', changes);
+      return changes;
+    } catch (err) {
+      this.log.error('reload', `refused, the running configuration is unchanged: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  /** What `wasmvs adm` shows in ipvsadm's header line, and --version. */
+  info(): GatewayInfo {
+    return { version: packageVersion(), connCapacity: this.engine.connCapacity, device: this.device.name, offload: this.device.headerLen > 0, pid: process.pid };
+  }
+
+  counters(): GatewayCounters {
+    return { ...this.counts, device: this.device.stats(), replies: this.responder.counters() };
+  }
+
+  /** Stops forwarding, closes the device and removes everything the gateway added to the host. */
+  stop(): Promise<void> {
+    if (!this.stopped) this.stopped = this.shutdown();
+    return this.stopped;
+  }
+
+  /** Synchronous last-resort cleanup of the host for process 'exit' (routes, rules, sysctls). */
+  stopSync(): void {
+    this.stopping = true;
+    this.hostnet?.teardownSync();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping = true;
+    if (this.ticker) clearInterval(this.ticker);
+    await this.loopDone;
+    await this.control?.close();
+    await this.device.close();
+    if (this.hostnet) await this.hostnet.teardown();
+    this.log.info('stop', `stopped; ${this.engine.counters().liveConns} connections dropped with the table`);
+    this.emit('stopped');
+  }
+
+  // ---- the forwarding loop ---------------------------------------------------------------
+
+  private run(): void {
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.loopDone = this.loop().catch((err: unknown) => {
+      // The loop itself never throws on bad packets (the engine counts them); reaching here
+      // is a bug or a device failure: log it and stop cleanly rather than spin.
+      this.fault('loop', err as Error);
+      void this.stop();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    let more = false;
+    while (!this.stopping) {
+      if (more) await yieldToEventLoop();
+      else if (!(await this.device.wait(WAIT_MS))) continue;
+      if (this.stopping) break;
+      more = this.drain();
+    }
+  }
+
+  /** Up to TURN_BATCHES batches; true when packets are still waiting. */
+  private drain(): boolean {
+    for (let b = 0; b < TURN_BATCHES; b++) {
+      const n = this.device.read(this.readBufs, this.sizes);
+      if (n === 0) return false;
+      this.forwardBatch(n);
+      if (n < this.batch) return false; // the read stopped at EAGAIN: nothing more is ready
+    }
+    return true;
+  }
+
+  private forwardBatch(n: number): void {
+    const engine = this.engine;
+    const h = this.device.headerLen;
+    const now = performance.now();
+    for (let i = 0; i < n; i++) {
+      let partial = false;
+      if (h > 0) {
+        if (!vnetHeaderSupported(this.slots[i], this.sizes[i])) {
+          this.counts.badVnetHeader++;
+          engine.setSlot(i, 0);
+          continue;
+        }
+        partial = (vnetFlags(this.slots[i]) & VNET_F_NEEDS_CSUM) !== 0;
+      }
+      engine.setSlot(i, this.sizes[i], h, partial);
+    }
+    engine.process(0, n, now);
+    this.counts.batches++;
+    let w = 0;
+    let answers = 0;
+    for (let i = 0; i < n; i++) {
+      const v = engine.verdict(i);
+      if (v === 'forward') {
+        this.writeIdx[w++] = i;
+      } else if (v === 'pass') {
+        // Only IPv4 is routed into the TUN; anything else (the kernel's own IPv6 chatter on
+        // the link) is not written back into the kernel as if it had come from outside.
+        if (engine.reason(i) === 'not-ipv4') this.counts.notIpv4++;
+        else this.writeIdx[w++] = i;
+      } else if (v === 'local') {
+        const r = this.batch + answers;
+        const len = this.responder.answer(this.slots[i].subarray(h, this.sizes[i]), this.slots[r].subarray(h), now);
+        if (len > 0) {
+          if (h > 0) this.slots[r].fill(0, 0, h); // no offload: the answer's checksums are complete
+          this.sizes[r] = len + h;
+          this.writeIdx[w++] = r;
+          answers++;
+        }
+      }
+    }
+    if (w > 0) this.counts.written += this.device.write(this.slots, this.sizes, this.writeIdx, w);
+  }
+
+  // ---- timers, host sync, faults ---------------------------------------------------------
+
+  private tick(): void {
+    if (this.device.failure !== undefined && !this.stopping) {
+      this.fault('device', new WasmvsError('WASMVS_TUN', `${this.device.name} failed (${this.device.failure}): stopping`));
+      void this.stop();
+      return;
+    }
+    try {
+      this.engine.expire(performance.now());
+      const full = this.engine.counters().drops['table-full'];
+      const now = performance.now();
+      if (full > this.lastTableFull && now - this.lastTableFullLog >= TABLE_FULL_LOG_MS) {
+        this.log.warn('table-full', `connection table full (${this.engine.connCapacity} connections): ${full - this.lastTableFull} new connections refused`);
+        this.lastTableFullLog = now;
+        this.lastTableFull = full;
+      }
+      if (++this.ticks % SYNC_EVERY_TICKS === 0) this.syncHost().catch((err: unknown) => this.fault('host', err as Error));
+    } catch (err) {
+      this.fault('tick', err as Error);
+    }
+  }
+
+  /**
+   * Host routes and rules follow the configuration: a VIP route per virtual address, a rule
+   * per real-server address, including deleted ones whose connections still live (their
+   * replies must still come back through the TUN).
+   */
+  async syncHost(): Promise<void> {
+    if (!this.hostnet) return;
+    const live = this.engine.liveAddresses();
+    const vips = [...new Set([...vipsOf(this.rules), ...live.vaddrs])].sort();
+    const rips = [...new Set([...this.rules.services.flatMap((s) => s.dests.map((d) => d.daddr)), ...live.daddrs])].sort();
+    if (vips.join() === this.synced.vips && rips.join() === this.synced.rips) return;
+    await this.hostnet.sync({ vips, rips });
+    this.synced = { vips: vips.join(), rips: rips.join() };
+  }
+
+  private fault(where: string, err: Error): void {
+    this.log.error(where, err.message);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}
+
+function vipsOf(rules: RuleSet): string[] {
+  return [...new Set(rules.services.map((s) => s.vaddr))];
+}
