@@ -281,8 +281,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.ticker) clearInterval(this.ticker);
     await this.loopDone;
     await this.control?.close();
-    await this.device.close();
+    // Routes and rules go while the TUN still exists, each removal logged as it happens;
+    // then the device (the kernel deletes a non-persistent TUN with its last fd).
     if (this.hostnet) await this.hostnet.teardown();
+    await this.device.close();
     this.log.info('stop', `stopped; ${this.engine.counters().liveConns} connections dropped with the table`);
     this.emit('stopped');
   }

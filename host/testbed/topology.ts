@@ -242,17 +242,21 @@ export class NsProcess {
   }
 }
 
+/**
+ * Signals the group the process leads (which includes the process itself), or the process
+ * alone when it has no group of its own. Once, never both: a program that treats a second
+ * SIGTERM as "exit now" (the gateway) must see one signal per kill().
+ */
 function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
-  let sent = false;
   for (const target of [-pid, pid]) {
     try {
       process.kill(target, signal);
-      sent = true;
+      return true;
     } catch {
       // ESRCH: gone already (or no group of that id)
     }
   }
-  return sent;
+  return false;
 }
 
 function pidAlive(pid: number): boolean {
