@@ -11,10 +11,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connectControl } from '../host/control/client.js';
 import { clientDownload, clientGet, clientUdp, clientUpload, startRealServers } from '../host/testbed/servers.js';
-import { startGateway } from '../host/testbed/gateway.js';
-import { isRoot, Testbed, TESTBED_VIP, TESTBED_VIP2 } from '../host/testbed/topology.js';
+import { cliArgv, startGateway } from '../host/testbed/gateway.js';
+import { isRoot, Testbed, TestbedCommandError, TESTBED_VIP, TESTBED_VIP2 } from '../host/testbed/topology.js';
 import { payloadSha256 } from '../host/testbed/payload.js';
 import { IN_CI } from './support/tools.js';
 
@@ -209,6 +212,37 @@ if (!ROOT) {
     await next.stop();
     await killed.stop();
     assert.is(snapshot(), before, 'the next start and stop left the host as clean as before');
+  });
+
+  test('refusals: not root (no CAP_NET_ADMIN), no /dev/net/tun; each one line, exit 1, nothing left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wasmvs-refuse-'));
+    const rules = join(dir, 'lvs.rules');
+    writeFileSync(rules, RULES);
+    chmodSync(dir, 0o755);
+    chmodSync(rules, 0o644);
+    const before = execFileSync('ip', ['-n', tb.director.ns, '-4', 'route', 'show'], { encoding: 'utf8' });
+    const refused = async (argv: string[]): Promise<TestbedCommandError> => {
+      try {
+        await tb.exec(tb.director.ns, argv);
+      } catch (err) {
+        if (err instanceof TestbedCommandError) return err;
+        throw err;
+      }
+      return assert.unreachable('the gateway started') as never;
+    };
+    try {
+      const gateway = cliArgv(['gateway', '--rules', rules, '--control', join(dir, 'wasmvs.sock')]);
+      const notRoot = await refused(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', ...gateway]);
+      assert.is(notRoot.exitCode, 1);
+      assert.match(notRoot.stderr.trim(), /^wasmvs: WASMVS_NOT_ROOT: .*root/);
+      // A private mount namespace in which /dev/net is an empty tmpfs: no TUN device node.
+      const noTun = await refused(['unshare', '--mount', '--', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$@"', 'sh', ...gateway]);
+      assert.is(noTun.exitCode, 1);
+      assert.match(noTun.stderr, /wasmvs: WASMVS_TUN: .*\/dev\/net\/tun/);
+      assert.is(execFileSync('ip', ['-n', tb.director.ns, '-4', 'route', 'show'], { encoding: 'utf8' }), before, 'nothing left behind');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('refusals: rules invalid, a local VIP, the TUN name in use, a live control socket', async () => {

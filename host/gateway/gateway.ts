@@ -158,7 +158,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     const text = options.rules ?? readRules(options.rulesFile as string);
     const rules = parseRules(text); // refuses a bad file before anything changes
-    // The control socket is claimed first: a live gateway holding it refuses this one before
+    if (!options.device && !hasNetAdmin()) throw new WasmvsError('WASMVS_NOT_ROOT', 'the gateway needs root (CAP_NET_ADMIN) to create its TUN device and routes');
+    // The control socket is claimed next: a live gateway holding it refuses this one before
     // anything on the host changes. Requests wait for the gateway to exist.
     let gw: Gateway | undefined;
     const control = options.control === undefined ? undefined : await ControlServer.listen(options.control, {
@@ -192,11 +193,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /**
-   * The TUN and the host network, after the checks that refuse to start: no CAP_NET_ADMIN,
-   * a local VIP, the TUN name in use. A SIGKILLed gateway's leftovers are undone first.
+   * The TUN and the host network, after the checks that refuse to start: a local VIP, the
+   * TUN name in use. A SIGKILLed gateway's leftovers are undone first.
    */
   private static async openHost(options: GatewayOptions, rules: RuleSet, log: Logger): Promise<{ device: Device; hostnet: HostNetwork }> {
-    if (!hasNetAdmin()) throw new WasmvsError('WASMVS_NOT_ROOT', 'the gateway needs root (CAP_NET_ADMIN) to create its TUN device and routes');
     const tun = options.tun ?? 'wvs0';
     const hostLog = (line: string) => log.info('host', line);
     await HostNetwork.recover({ tun, stateDir: options.stateDir, log: hostLog });
