@@ -26,6 +26,7 @@ export function runReplay(argv: string[]): number {
       exact: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       set: { type: 'string' },
+      replies: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -38,18 +39,24 @@ export function runReplay(argv: string[]): number {
   const [inPath, outPath] = positionals;
   const rules = readInput(values.rules, 'rules file').toString('utf8');
   const input = readInput(inPath, 'capture');
-  const result = replay({ rules, input, ...(values.set ? { timeouts: parseSet(values.set) } : {}) });
+  const result = replay({ rules, input, replies: values.replies !== undefined, ...(values.set ? { timeouts: parseSet(values.set) } : {}) });
   writeOutput(outPath, result.output);
+  if (values.replies !== undefined && result.replies) writeOutput(values.replies, result.replies);
   if (values.json) {
     const out = {
       ...result.summary,
       ...(values.stats || values.rate ? { statistics: result.statistics } : {}),
       ...(values.connections ? { connectionTable: result.connections } : {}),
+      ...(result.replyCounters ? { replies: result.replyCounters } : {}),
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return 0;
   }
   process.stdout.write(formatSummary(result.summary));
+  if (result.replyCounters) {
+    const r = result.replyCounters;
+    process.stdout.write(`replies (to ${values.replies})\n  tcp-reset ${r.tcpReset}, port-unreachable ${r.portUnreachable}, echo-reply ${r.echoReply}, protocol-unreachable ${r.protocolUnreachable}; rate-limited ${r.rateLimited}, not answered ${r.notAnswered}\n`);
+  }
   if (values.stats) process.stdout.write(formatStatsTable(result.statistics, 'stats', values.exact));
   if (values.rate) process.stdout.write(formatStatsTable(result.statistics, 'rate', values.exact));
   if (values.connections) process.stdout.write(formatConnections(result.connections));

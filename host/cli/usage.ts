@@ -31,7 +31,7 @@ Commands:
       table, and tears everything down (also on Ctrl-C).
 
   replay --rules FILE IN.pcap OUT.pcap [--connections] [--stats] [--rate] [--exact]
-         [--json] [--set TCP,TCPFIN,UDP]
+         [--json] [--set TCP,TCPFIN,UDP] [--replies FILE]
       Feeds every packet of IN.pcap, in file order and with its timestamp as the clock,
       through the engine configured by FILE (ipvsadm-save syntax). Forwarded (rewritten)
       and passed packets go to OUT.pcap in the input's link type; dropped and refused
@@ -48,6 +48,9 @@ Commands:
         --json            print the summary (and tables) as one JSON object on stdout;
                           --stats or --rate add "statistics" (totals and rates)
         --set T,F,U       timeouts in seconds as ipvsadm --set tcp tcpfin udp (0 = keep)
+        --replies FILE    answer packets to a VIP that no service serves as the gateway
+                          does (RST, ICMP port/protocol unreachable, echo reply) and write
+                          the answers to FILE (same link type); they never go to OUT.pcap
 
 Options:
   -h, --help       this text

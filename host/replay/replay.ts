@@ -6,6 +6,7 @@
 // millisecond timestamp form one batch (one WASM call), so timeouts see the capture's time.
 import type { DropReason, LocalReason, PassReason } from '../engine/abi.js';
 import { Engine, type ConnInfo, type EngineOptions, type Timeouts } from '../engine/engine.js';
+import { Responder, type ResponderCounters, type ResponderOptions } from '../responder/responder.js';
 import { ipv4Offset, PcapWriter, readPcap, recordTimeMs, type PcapRecord } from './pcap.js';
 import type { ServiceStats } from '../engine/stats.js';
 
@@ -16,6 +17,12 @@ export interface ReplayOptions {
   input: Uint8Array;
   timeouts?: Partial<Timeouts>;
   engine?: Omit<EngineOptions, 'timeouts'>;
+  /**
+   * Answer packets addressed to a VIP that no service serves as the gateway does (RST, ICMP
+   * unreachable, echo reply; rate-limited on the capture's clock) and return the answers as
+   * a capture of their own (`replies`). The answers never go into `output`.
+   */
+  replies?: boolean | ResponderOptions;
 }
 
 export interface RealServerSummary {
@@ -57,11 +64,36 @@ export interface ReplayResult {
   statistics: ServiceStats[];
   /** Engine time of the last packet, ms. */
   endTime: number;
+  /**
+   * With options.replies: the answers, in the input's link type, each stamped with its
+   * request's time (an Ethernet answer carries the request's link header, MACs swapped).
+   */
+  replies?: Uint8Array;
+  /** With options.replies: what was answered, and what was not (rate limit, not answerable). */
+  replyCounters?: ResponderCounters;
+}
+
+const ETH_ADDR_LEN = 6;
+
+/**
+ * The frame of an answer to `request` (whose IPv4 header is at `l3`): the request's link
+ * header with the Ethernet source and destination swapped (VLAN tags kept), then the answer.
+ */
+function answerFrame(linkType: number, request: Uint8Array, l3: number, answer: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(l3 + answer.length);
+  frame.set(request.subarray(0, l3));
+  if (l3 >= 2 * ETH_ADDR_LEN && linkType === 1) {
+    frame.set(request.subarray(ETH_ADDR_LEN, 2 * ETH_ADDR_LEN), 0);
+    frame.set(request.subarray(0, ETH_ADDR_LEN), ETH_ADDR_LEN);
+  }
+  frame.set(answer, l3);
+  return frame;
 }
 
 const REPLAY_SLOTS = 256;
 const MAX_SNAPLEN = 262144; // libpcap's MAXIMUM_SNAPLEN
 const REPLAY_SLOT_SIZE = 65536 + 64; // any frame a capture can hold (jumbo, GRO) fits
+const REPLY_MAX = 65535; // an echo reply is as long as its request
 
 export function replay(options: ReplayOptions): ReplayResult {
   const capture = readPcap(options.input);
@@ -76,6 +108,9 @@ export function replay(options: ReplayOptions): ReplayResult {
   // As libpcap's pcap_adjust_snapshot: a header snaplen of 0 or beyond the maximum means "all".
   const snapLen = header.snapLen === 0 || header.snapLen > MAX_SNAPLEN ? MAX_SNAPLEN : header.snapLen;
   const writer = new PcapWriter({ linkType: header.linkType, nanosecond: header.nanosecond, snapLen });
+  const responder = options.replies ? new Responder(options.replies === true ? {} : options.replies) : undefined;
+  const replyWriter = responder ? new PcapWriter({ linkType: header.linkType, nanosecond: header.nanosecond, snapLen }) : undefined;
+  const answer = new Uint8Array(REPLY_MAX);
   let nonIpv4Frames = 0;
   let now = 0;
 
@@ -97,6 +132,10 @@ export function replay(options: ReplayOptions): ReplayResult {
       const verdict = engine.verdict(slot);
       if (verdict === 'forward' || verdict === 'pass') {
         writer.add({ tsSec: r.tsSec, tsFrac: r.tsFrac, origLen: r.origLen, data: engine.slot(slot).subarray(0, r.data.length) });
+      } else if (verdict === 'local' && responder && replyWriter) {
+        const l3 = ipv4Offset(header.linkType, r.data);
+        const n = responder.answer(engine.slot(slot).subarray(l3, r.data.length), answer, batchTime);
+        if (n > 0) replyWriter.add({ tsSec: r.tsSec, tsFrac: r.tsFrac, data: answerFrame(header.linkType, r.data, l3, answer.subarray(0, n)) });
       }
     }
     batch.length = 0;
@@ -155,6 +194,7 @@ export function replay(options: ReplayOptions): ReplayResult {
     connections: engine.connections(now),
     statistics: engine.statistics(),
     endTime: now,
+    ...(responder && replyWriter ? { replies: replyWriter.toBytes(), replyCounters: responder.counters() } : {}),
   };
 }
 
