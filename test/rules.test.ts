@@ -43,7 +43,7 @@ const RICH: RuleSet = {
 };
 
 const RICH_TEXT = [
-  '-A -u 10.0.0.53:53 -s sh -p 600 -M 255.255.255.0 -b sh-fallback,sh-port -o',
+  '-A -u 10.0.0.53:53 -s sh -p 600 -M 255.255.255.0 -o -b sh-fallback,sh-port', // ipvsadm prints -o before -b
   '-a -u 10.0.0.53:53 -r 192.168.1.10:5353 -m -w 0 -x 100 -y 50',
   '-a -u 10.0.0.53:53 -r 192.168.1.11:53 -m -w 65535 -x 7',
   '-A -t 10.0.0.1:0 -s lc -p 1',
@@ -166,9 +166,18 @@ test('comments, blank lines, tabs and CRLF are ignored', () => {
   assert.equal(parseRules('# nothing\n\n'), { services: [] });
 });
 
-test('options may come in any order, as with popt', () => {
-  const rules = parseRules('-s wrr -t 202.103.106.5:80 -A\n-w 2 -m -r 172.16.0.3:8000 -a -t 202.103.106.5:80\n');
+test('after the command, options may come in any order, as with popt', () => {
+  const rules = parseRules('-A -s wrr -t 202.103.106.5:80\n-a -w 2 -m -r 172.16.0.3:8000 -t 202.103.106.5:80\n');
   assert.equal(rules.services[0].scheduler, 'wrr');
+  assert.equal(rules.services[0].dests, [{ daddr: '172.16.0.3', dport: 8000, weight: 2 }]);
+  // ipvsadm.c parse_options: the first option must be a command (else tryhelp_exit).
+  assert.match(thrown(() => parseRules('-s wrr -t 202.103.106.5:80 -A')).message, /no command/);
+});
+
+test('bundled short options, attached arguments and a leading "ipvsadm" word (config_stream_read)', () => {
+  const rules = parseRules('ipvsadm -A -t202.103.106.5:80 -swrr -p60\nipvsadm -a -t 202.103.106.5:80 -mr 172.16.0.3:8000 -w2\n');
+  assert.equal(rules.services[0].scheduler, 'wrr');
+  assert.is(rules.services[0].persistence, 60);
   assert.equal(rules.services[0].dests, [{ daddr: '172.16.0.3', dport: 8000, weight: 2 }]);
 });
 
@@ -180,11 +189,12 @@ test('-r without a port uses the service port; weight defaults to 1; scheduler t
   }]);
 });
 
-test('-p without a value is 300 seconds; with a value it is that value', () => {
-  assert.is(parseRules('-A -t 10.0.0.1:80 -p').services[0].persistence, 300);
-  assert.is(parseRules('-A -t 10.0.0.1:80 -p -s rr').services[0].persistence, 300);
+// IPVS_SVC_PERSISTENT_TIMEOUT is (6*60) in ipvsadm 1.31's libipvs/libipvs.h; the man page's 300 is wrong.
+test('-p without a value is 360 seconds; with a value it is that value', () => {
+  assert.is(parseRules('-A -t 10.0.0.1:80 -p').services[0].persistence, 360);
+  assert.is(parseRules('-A -t 10.0.0.1:80 -p -s rr').services[0].persistence, 360);
   assert.is(parseRules('-A -t 10.0.0.1:80 -p -M 255.255.255.0').services[0].netmask, '255.255.255.0');
-  assert.is(parseRules('-A -t 10.0.0.1:80 --persistent').services[0].persistence, 300);
+  assert.is(parseRules('-A -t 10.0.0.1:80 --persistent').services[0].persistence, 360);
   assert.is(parseRules('-A -t 10.0.0.1:80 -p 3600').services[0].persistence, 3600);
   assert.is(parseRules('-A -t 10.0.0.1:80 -s rr').services[0].persistence, undefined);
   assert.not.ok('persistence' in parseRules('-A -t 10.0.0.1:80').services[0]);
@@ -216,35 +226,37 @@ test('same address and port under tcp and udp are two services; same daddr on tw
 
 // Error fixtures. `text` is a whole file; `line` is where the error must be reported.
 const SVC = '-A -t 10.0.0.1:80 -s wrr';
+// Messages are ipvsadm.c's (fail(2, ...), generic_opt_check, set_option, popt's "missing argument")
+// where ipvsadm has one.
 const ERRORS: Array<{ description: string; text: string; code: ErrorCode; line: number; match?: RegExp }> = [
-  { description: '-g (direct routing)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 192.168.0.2 -g`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /-g \(--gatewaying\)/ },
+  { description: '-g (direct routing)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 192.168.0.2 -g`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /-g: wasmvs does not support direct routing/ },
   { description: '--gatewaying', text: `${SVC}\n-a -t 10.0.0.1:80 -r 192.168.0.2 --gatewaying`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /--gatewaying/ },
-  { description: '-i (ipip)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 192.168.0.2 -i -w 1`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /-i \(--ipip\)/ },
+  { description: '-i (ipip)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 192.168.0.2 -i -w 1`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /-i: wasmvs does not support IP-in-IP/ },
   { description: 'no forwarding method', text: `${SVC}\n\n-a -t 10.0.0.1:80 -r 192.168.0.2 -w 1`, code: 'WASMVS_UNSUPPORTED', line: 3, match: /default is -g \(direct routing\).*-m/ },
-  { description: '-f fwmark service', text: '-A -f 1 -s wrr', code: 'WASMVS_UNSUPPORTED', line: 1, match: /-f \(--fwmark-service\)/ },
+  { description: '-f fwmark service', text: '-A -f 1 -s wrr', code: 'WASMVS_UNSUPPORTED', line: 1, match: /-f: wasmvs does not support firewall-mark services/ },
   { description: 'bracketed IPv6 service', text: '-A -t [2001:db8::1]:80 -s wrr', code: 'WASMVS_UNSUPPORTED', line: 1, match: /IPv6/ },
   { description: 'IPv6 real server', text: `${SVC}\n-a -t 10.0.0.1:80 -r 2001:db8::2 -m`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /IPv6/ },
   { description: '-6', text: '-A -f 1 -6', code: 'WASMVS_UNSUPPORTED', line: 1 },
-  { description: '-E edit-service', text: `${SVC}\n-E -t 10.0.0.1:80 -s rr`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /-E \(--edit-service\)/ },
-  { description: '-D delete-service', text: `${SVC}\n-D -t 10.0.0.1:80`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /-D \(--delete-service\)/ },
-  { description: '-e edit-server', text: '-e -t 10.0.0.1:80 -r 1.2.3.4 -m', code: 'WASMVS_UNSUPPORTED', line: 1, match: /-e \(--edit-server\)/ },
-  { description: '-d delete-server', text: '-d -t 10.0.0.1:80 -r 1.2.3.4', code: 'WASMVS_UNSUPPORTED', line: 1, match: /-d \(--delete-server\)/ },
-  { description: '-C clear', text: '-C', code: 'WASMVS_UNSUPPORTED', line: 1, match: /-C \(--clear\)/ },
-  { description: '--set', text: '--set 900 120 300', code: 'WASMVS_UNSUPPORTED', line: 1, match: /--set/ },
+  { description: '-E edit-service', text: `${SVC}\n-E -t 10.0.0.1:80 -s rr`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /'edit-service' command is not supported in a rules file/ },
+  { description: '-D delete-service', text: `${SVC}\n-D -t 10.0.0.1:80`, code: 'WASMVS_UNSUPPORTED', line: 2, match: /'delete-service' command/ },
+  { description: '-e edit-server', text: '-e -t 10.0.0.1:80 -r 1.2.3.4 -m', code: 'WASMVS_UNSUPPORTED', line: 1, match: /'edit-server' command/ },
+  { description: '-d delete-server', text: '-d -t 10.0.0.1:80 -r 1.2.3.4', code: 'WASMVS_UNSUPPORTED', line: 1, match: /'delete-server' command/ },
+  { description: '-C clear', text: '-C', code: 'WASMVS_UNSUPPORTED', line: 1, match: /'flush' command/ },
+  { description: '--set', text: '--set 900 120 300', code: 'WASMVS_UNSUPPORTED', line: 1, match: /'set' command/ },
   { description: '--pe', text: '-A -t 10.0.0.1:5060 -p --pe sip', code: 'WASMVS_UNSUPPORTED', line: 1, match: /--pe/ },
-  { description: 'garbage word', text: 'hello world', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /unexpected argument "hello"/ },
+  { description: 'garbage word', text: 'hello world', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /no command/ },
   { description: 'unknown option', text: '-A -t 10.0.0.1:80 --frobnicate', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /--frobnicate/ },
   { description: 'no command', text: '-t 10.0.0.1:80 -s wrr', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /no command/ },
-  { description: 'two commands', text: '-A -a -t 10.0.0.1:80', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /multiple commands/ },
-  { description: 'missing service', text: '-A -s wrr', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /-t or -u/ },
-  { description: 'missing real server', text: `${SVC}\n-a -t 10.0.0.1:80 -m -w 1`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /-r \(--real-server\)/ },
-  { description: 'option missing its argument (end of line)', text: '-A -t 10.0.0.1:80 -s', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /-s \(--scheduler\) requires an argument/ },
-  { description: 'option missing its argument (next is an option)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -w -x 5`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /-w \(--weight\) requires/ },
-  { description: 'duplicated option', text: '-A -t 10.0.0.1:80 -s wrr -s rr', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /given more than once/ },
-  { description: '-t and -u together', text: '-A -t 10.0.0.1:80 -u 10.0.0.1:80', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /conflicts with -t/ },
-  { description: 'service option on -a', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -s rr`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /illegal -s .* 'add-server'/ },
-  { description: 'dest option on -A', text: '-A -t 10.0.0.1:80 -w 3', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /illegal -w .* 'add-service'/ },
-  { description: 'argument to a flag', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 --masquerading=yes`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /takes no argument/ },
+  { description: 'two commands', text: '-A -a -t 10.0.0.1:80', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /^line 1: invalid option `-a'$/ },
+  { description: 'missing service', text: '-A -s wrr', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /You need to supply the 'service-address' option for the 'add-service' command/ },
+  { description: 'missing real server', text: `${SVC}\n-a -t 10.0.0.1:80 -m -w 1`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /You need to supply the 'real-server' option for the 'add-server' command/ },
+  { description: 'option missing its argument (end of line)', text: '-A -t 10.0.0.1:80 -s', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /-s: missing argument/ },
+  { description: 'option missing its argument (next is an option)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -w -x 5`, code: 'WASMVS_BAD_WEIGHT', line: 2, match: /illegal weight specified/ },
+  { description: 'duplicated option', text: '-A -t 10.0.0.1:80 -s wrr -s rr', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /multiple 'scheduler' options specified/ },
+  { description: '-t and -u together', text: '-A -t 10.0.0.1:80 -u 10.0.0.1:80', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /multiple 'service-address' options specified/ },
+  { description: 'service option on -a', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -s rr`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /Illegal 'scheduler' option with the 'add-server' command/ },
+  { description: 'dest option on -A', text: '-A -t 10.0.0.1:80 -w 3', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /Illegal 'weight' option with the 'add-service' command/ },
+  { description: 'argument to a flag', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 --masquerading=yes`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /--masquerading: option does not take an argument/ },
   { description: 'duplicate service', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m\n-A -t 10.0.0.1:80 -s rr`, code: 'WASMVS_SERVICE_EXISTS', line: 3, match: /Service already exists/ },
   { description: 'real server for an undefined service', text: `${SVC}\n-a -t 10.0.0.1:81 -r 1.2.3.4 -m`, code: 'WASMVS_NO_SERVICE', line: 2, match: /Service not defined/ },
   { description: 'udp server for a tcp service', text: `${SVC}\n-a -u 10.0.0.1:80 -r 1.2.3.4 -m`, code: 'WASMVS_NO_SERVICE', line: 2 },
@@ -256,7 +268,7 @@ const ERRORS: Array<{ description: string; text: string; code: ErrorCode; line: 
   { description: 'port by name', text: '-A -t 10.0.0.1:http', code: 'WASMVS_BAD_PORT', line: 1 },
   { description: 'empty real server port', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4: -m`, code: 'WASMVS_BAD_PORT', line: 2 },
   { description: 'port 0 without -p', text: '-A -t 10.0.0.1:0 -s rr', code: 'WASMVS_BAD_PORT', line: 1, match: /Zero port specified for non-persistent service/ },
-  { description: 'weight too large', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -w 65536`, code: 'WASMVS_BAD_WEIGHT', line: 2, match: /65536/ },
+  { description: 'weight too large', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -w 65536`, code: 'WASMVS_BAD_WEIGHT', line: 2, match: /illegal weight specified/ },
   { description: 'weight not an integer', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -w 1.5`, code: 'WASMVS_BAD_WEIGHT', line: 2 },
   { description: 'persistence 0', text: '-A -t 10.0.0.1:80 -p 0', code: 'WASMVS_BAD_PERSISTENCE', line: 1 },
   { description: 'persistence over 24 days', text: '-A -t 10.0.0.1:80 -p 2073601', code: 'WASMVS_BAD_PERSISTENCE', line: 1 },
@@ -265,12 +277,12 @@ const ERRORS: Array<{ description: string; text: string; code: ErrorCode; line: 
   { description: '-M without -p', text: '-A -t 10.0.0.1:80 -M 255.255.255.0', code: 'WASMVS_BAD_OPTION', line: 1, match: /needs -p/ },
   { description: 'non-contiguous netmask', text: '-A -t 10.0.0.1:80 -p -M 255.0.255.0', code: 'WASMVS_BAD_ADDRESS', line: 1, match: /contiguous/ },
   { description: 'netmask not an address', text: '-A -t 10.0.0.1:80 -p -M 24', code: 'WASMVS_BAD_ADDRESS', line: 1 },
-  { description: 'unknown sched flag', text: '-A -t 10.0.0.1:80 -s sh -b sh-port,fast', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /"fast"/ },
-  { description: 'empty sched flag', text: '-A -t 10.0.0.1:80 -s sh -b sh-port,', code: 'WASMVS_RULES_SYNTAX', line: 1 },
-  { description: 'sh flag with another scheduler', text: '-A -t 10.0.0.1:80 -s wrr -b sh-port', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /only to the sh scheduler/ },
-  { description: 'sh flag with the default scheduler', text: '-A -t 10.0.0.1:80 -b mh-port', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /mh scheduler/ },
-  { description: 'uppercase scheduler', text: '-A -t 10.0.0.1:80 -s WRR', code: 'WASMVS_RULES_SYNTAX', line: 1, match: /scheduler "WRR"/ },
-  { description: 'upper threshold out of range', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 65536`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /u_threshold/ },
+  { description: 'unknown sched flag', text: '-A -t 10.0.0.1:80 -s sh -b sh-port,fast', code: 'WASMVS_BAD_OPTION', line: 1, match: /invalid scheduler flag `fast'/ },
+  { description: 'threshold not a number (string_to_number)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 2147483648`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /illegal u_threshold specified/ },
+  { description: 'sh flag with another scheduler', text: '-A -t 10.0.0.1:80 -s wrr -b sh-port', code: 'WASMVS_BAD_OPTION', line: 1, match: /incompatible scheduler flag `sh-port'/ },
+  { description: 'sh flag with the default scheduler', text: '-A -t 10.0.0.1:80 -b mh-port', code: 'WASMVS_BAD_OPTION', line: 1, match: /incompatible scheduler flag `mh-port'/ },
+  { description: 'uppercase scheduler', text: '-A -t 10.0.0.1:80 -s WRR', code: 'WASMVS_UNKNOWN_SCHEDULER', line: 1, match: /scheduler "WRR" not found/ },
+  { description: 'upper threshold out of range', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 65536`, code: 'WASMVS_BAD_OPTION', line: 2, match: /upper threshold \(-x\) must be an integer from 0 to 65535/ },
   { description: 'lower threshold not a number', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 9 -y ten`, code: 'WASMVS_RULES_SYNTAX', line: 2, match: /l_threshold/ },
   { description: 'lower threshold above upper', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -x 5 -y 10`, code: 'WASMVS_BAD_OPTION', line: 2, match: /lower threshold 10 is higher than upper threshold 5/ },
   { description: 'lower threshold without upper (kernel refuses l > u = 0)', text: `${SVC}\n-a -t 10.0.0.1:80 -r 1.2.3.4 -m -y 10`, code: 'WASMVS_BAD_OPTION', line: 2 },

@@ -10,8 +10,8 @@ import { checkScheduler, DEFAULT_SCHEDULER } from '../schedulers/index.js';
 export { DEFAULT_SCHEDULER };
 /** process_options() sets dest.weight = 1 before parsing. */
 export const DEFAULT_WEIGHT = 1;
-/** IPVS_SVC_PERSISTENT_TIMEOUT, for a bare -p. */
-export const DEFAULT_PERSISTENCE = 300;
+/** IPVS_SVC_PERSISTENT_TIMEOUT (6*60 in ipvsadm 1.31 libipvs/libipvs.h; its man page says 300), for a bare -p. */
+export const DEFAULT_PERSISTENCE = 360;
 /** 24 days: expiry times are wrapping u32 milliseconds. */
 export const MAX_TIMEOUT_S = 2073600;
 export const MAX_WEIGHT = 65535;

@@ -29,7 +29,31 @@ export function unavailable(d: SchedDest): boolean {
 // ipvsadm's -b names. flag-1 and flag-2 are IP_VS_SVC_F_SCHED1/2, which sh and mh read as
 // their fallback and port flags; sh-* and mh-* are ipvsadm's aliases, refused with any other
 // scheduler (ipvsadm.c parse_sched_flags). flag-3 (SCHED3) no scheduler reads.
-const SCHED_FLAGS = ['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'];
+// This is the one list: the rules file and `wasmvs adm` (host/ipvsadm/command.ts) check against it.
+export const SCHED_FLAGS: readonly string[] = ['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'];
+
+/** The scheduler an alias flag belongs to (sh-* to sh, mh-* to mh), undefined for flag-N. */
+export function schedFlagOwner(flag: string): 'sh' | 'mh' | undefined {
+  return flag.startsWith('sh-') ? 'sh' : flag.startsWith('mh-') ? 'mh' : undefined;
+}
+
+/** IP_VS_SVC_F_SCHED1..3 as 1, 2, 3: the bit a flag name sets. */
+export function schedFlagBit(flag: string): 1 | 2 | 3 {
+  return flag === 'flag-3' ? 3 : flag === 'flag-2' || flag.endsWith('-port') ? 2 : 1;
+}
+
+/**
+ * The flags as ipvsadm prints them (print_sched_flags): by bit, in bit order, under the
+ * scheduler's names (sh-fallback, sh-port for sh; mh-* for mh; flag-N otherwise). ipvsadm
+ * prints nothing for flag-3 under sh or mh, losing it from a save; it is kept here as flag-3.
+ */
+export function schedFlagNames(scheduler: string, flags: readonly string[]): string[] {
+  const bits = new Set(flags.map(schedFlagBit));
+  const names = scheduler === 'sh' || scheduler === 'mh'
+    ? [`${scheduler}-fallback`, `${scheduler}-port`, 'flag-3']
+    : ['flag-1', 'flag-2', 'flag-3'];
+  return ([1, 2, 3] as const).filter((b) => bits.has(b)).map((b) => names[b - 1]);
+}
 
 /** Throws WASMVS_BAD_OPTION unless every flag is one ipvsadm would pass to `scheduler`. */
 export function checkSchedFlags(scheduler: string, flags: readonly string[]): void {
@@ -38,7 +62,7 @@ export function checkSchedFlags(scheduler: string, flags: readonly string[]): vo
     if (!SCHED_FLAGS.includes(flag)) {
       throw new WasmvsError('WASMVS_BAD_OPTION', `invalid scheduler flag "${String(flag)}"; known flags are ${SCHED_FLAGS.join(', ')}`);
     }
-    const owner = flag.startsWith('sh-') ? 'sh' : flag.startsWith('mh-') ? 'mh' : undefined;
+    const owner = schedFlagOwner(flag);
     if (owner !== undefined && owner !== scheduler) {
       throw new WasmvsError('WASMVS_BAD_OPTION', `incompatible scheduler flag "${flag}": it applies only to the ${owner} scheduler, not ${scheduler}`);
     }
