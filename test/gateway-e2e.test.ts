@@ -196,10 +196,13 @@ if (!ROOT) {
   });
 
   test('stop removes the TUN, routes and rules; after kill -9 the next start cleans up and works', async () => {
-    const snapshot = () => ['link', 'route', 'rule'].map((w) => execFileSync('ip', ['-n', tb.director.ns, '-4', w, 'show'], { encoding: 'utf8' })).join('\n---\n');
+    const ip = (...args: string[]) => execFileSync('ip', ['-n', tb.director.ns, ...args], { encoding: 'utf8' });
+    const snapshot = () => [ip('link', 'show'), ip('-4', 'addr', 'show'), ip('-4', 'route', 'show', 'table', 'all'), ip('-4', 'rule', 'show'), ip('neigh', 'show', 'proxy'),
+      ...['net/ipv4/ip_forward', 'net/ipv4/conf/all/rp_filter'].map((k) => execFileSync('ip', ['netns', 'exec', tb.director.ns, 'cat', `/proc/sys/${k}`], { encoding: 'utf8' }))].join('\n---\n');
     const before = snapshot();
     const gw = await startGateway(tb, { rules: RULES, args: ['--arp-iface', 'client0'] });
     assert.match(snapshot(), /wvs0/);
+    assert.match(ip('neigh', 'show', 'proxy'), new RegExp(`${VIP.replaceAll('.', '\\.')} dev client0`), 'proxy ARP for the VIP');
     assert.is(await gw.stop(), 0);
     assert.is(snapshot(), before, 'nothing of a stopped gateway remains');
     const killed = await startGateway(tb, { rules: RULES });
