@@ -139,7 +139,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly sizes: Uint32Array;
   private readonly writeIdx: Uint32Array;
   private readonly batch: number;
-  private rules: RuleSet;
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private loopDone: Promise<void> = Promise.resolve();
@@ -148,6 +147,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private lastTableFull = 0;
   private lastTableFullLog = -Infinity;
   private synced = { vips: '', rips: '' };
+  private syncing: Promise<void> = Promise.resolve();
   private readonly counts = { batches: 0, written: 0, notIpv4: 0, badVnetHeader: 0 };
 
   /** Opens the device, sets up the host and starts forwarding; resolves once ready. */
@@ -215,7 +215,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.device = device;
     this.hostnet = hostnet;
     this.log = log;
-    this.rules = rules;
     this.batch = Math.max(1, device.batchSize);
     const slotSize = device.headerLen > 0 ? OFFLOAD_SLOT : Math.ceil(((options.mtu ?? 1500) + device.headerLen) / 64) * 64;
     this.engine = new Engine({
@@ -239,11 +238,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const source = text ?? (this.options.rulesFile !== undefined ? readRules(this.options.rulesFile) : undefined);
       if (source === undefined) throw new WasmvsError('WASMVS_BAD_OPTION', 'reload() needs the rules text: the gateway was started without a rules file');
       const next = parseRules(source);
-      if (this.hostnet) await this.hostnet.checkVips(vipsOf(next).filter((v) => !vipsOf(this.rules).includes(v)));
       const current = parseRules(this.engine.save());
+      if (this.hostnet) await this.hostnet.checkVips(vipsOf(next).filter((v) => !vipsOf(current).includes(v)));
       const changes = planChanges(current, next);
       applyChanges(this.engine, changes, current);
-      this.rules = next;
       await this.syncHost();
       this.log.info('reload', changes.length === 0 ? 'rules unchanged' : `${changes.length} changes applied`);
       for (const c of changes) this.log.info(c.op.endsWith('dest') ? 'real-server' : 'service', describeChange(c));
@@ -281,6 +279,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.ticker) clearInterval(this.ticker);
     await this.loopDone;
     await this.control?.close();
+    await this.syncing;
     // Routes and rules go while the TUN still exists, each removal logged as it happens;
     // then the device (the kernel deletes a non-persistent TUN with its last fd).
     if (this.hostnet) await this.hostnet.teardown();
@@ -389,18 +388,24 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /**
-   * Host routes and rules follow the configuration: a VIP route per virtual address, a rule
-   * per real-server address, including deleted ones whose connections still live (their
-   * replies must still come back through the TUN).
+   * Host routes and rules follow the configuration, however it changed (reload, control
+   * socket, a library call): a VIP route per virtual address and a rule per real-server
+   * address the data plane still translates for, deleted servers whose connections live on
+   * included (their replies must still come back through the TUN). Runs after each change
+   * made through the gateway and every few seconds.
    */
-  async syncHost(): Promise<void> {
-    if (!this.hostnet) return;
-    const live = this.engine.liveAddresses();
-    const vips = [...new Set([...vipsOf(this.rules), ...live.vaddrs])].sort();
-    const rips = [...new Set([...this.rules.services.flatMap((s) => s.dests.map((d) => d.daddr)), ...live.daddrs])].sort();
-    if (vips.join() === this.synced.vips && rips.join() === this.synced.rips) return;
-    await this.hostnet.sync({ vips, rips });
-    this.synced = { vips: vips.join(), rips: rips.join() };
+  syncHost(): Promise<void> {
+    // One sync at a time (a timer's and a control request's would race on the journal); each
+    // reads the addresses when its turn comes.
+    const run = this.syncing.then(async () => {
+      if (!this.hostnet || this.stopping) return;
+      const { vaddrs, daddrs } = this.engine.liveAddresses();
+      if (vaddrs.join() === this.synced.vips && daddrs.join() === this.synced.rips) return;
+      await this.hostnet.sync({ vips: vaddrs, rips: daddrs });
+      this.synced = { vips: vaddrs.join(), rips: daddrs.join() };
+    });
+    this.syncing = run.catch(() => {});
+    return run;
   }
 
   private fault(where: string, err: Error): void {
