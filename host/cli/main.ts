@@ -5,7 +5,9 @@
 // One module per command; a command is one line in COMMANDS. A command returns its exit
 // status (a long-running one, such as a gateway, may return a promise of it).
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { WasmvsError } from '../errors.js';
+import { runAdm } from './adm.js';
 import { runDemo } from './demo.js';
 import { runGateway } from './gateway.js';
 import { runReplay } from './replay.js';
@@ -17,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   replay: runReplay,
   gateway: runGateway,
   demo: runDemo,
+  adm: (argv) => runAdm(argv),
 };
 
 /** The package version, from host/cli/ (sources) or build/host/cli/ (compiled). */
@@ -63,4 +66,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Through a link named ipvsadm (ln -s $(command -v wasmvs) ~/bin/ipvsadm), the command is
+// `wasmvs adm`, so scripts written for ipvsadm run unchanged.
+process.exitCode = basename(process.argv[1] ?? '') === 'ipvsadm'
+  ? await runAdm(process.argv.slice(2), { program: 'ipvsadm' })
+  : await main(process.argv.slice(2));

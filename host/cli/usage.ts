@@ -25,6 +25,12 @@ Commands:
         --conn-capacity N       maximum live connections (default 1048576; 64 bytes each)
         --verbose               log more; --log-format json: one JSON object per line
 
+  adm [--control PATH] IPVSADM-ARGUMENTS...
+      ipvsadm against a running gateway: the same commands (-A -E -D -C -R -S -a -e -d -L -Z
+      --set -h), options and output; "wasmvs adm -h" lists them. The control socket is
+      --control PATH, else $WASMVS_CONTROL, else /run/wasmvs.sock (root only). Through a
+      link named ipvsadm the wasmvs command is "wasmvs adm".
+
   demo [--verbose]
       (root) Builds a namespace topology with the seed's example in 198.18.0.0/15, runs the
       gateway, sends 300 requests through the VIP, shows who answered and the connection

@@ -6,7 +6,8 @@ import type { ConnInfo, Counters, DestKey, ServiceInfo, ServiceKey, Timeouts } f
 import { WasmvsError, type ErrorCode } from '../errors.js';
 import type { DestSpec, ServiceSpec } from '../ipvsadm/rules.js';
 import type { ServiceStats } from '../engine/stats.js';
-import { DEFAULT_CONTROL_PATH, PROTOCOL_VERSION, type ControlReply, type GatewayInfo, type Method } from './protocol.js';
+import type { ListedService } from '../ipvsadm/format.js';
+import { DEFAULT_CONTROL_PATH, PROTOCOL_VERSION, type ControlReply, type GatewayInfo, type Method, type TableOptions } from './protocol.js';
 
 export interface ControlClientOptions {
   /** Socket path (default: $WASMVS_CONTROL, else /run/wasmvs.sock). */
@@ -97,6 +98,8 @@ export class ControlClient {
   getTimeouts(): Promise<Timeouts> { return this.call('getTimeouts') as Promise<Timeouts>; }
   counters(): Promise<Counters> { return this.call('counters') as Promise<Counters>; }
   info(): Promise<GatewayInfo> { return this.call('info') as Promise<GatewayInfo>; }
+  /** The services as a listing prints them, taken in one step (see protocol.ts). */
+  table(options?: TableOptions): Promise<ListedService[]> { return (options ? this.call('table', options) : this.call('table')) as Promise<ListedService[]>; }
 
   close(): void {
     this.socket.end();

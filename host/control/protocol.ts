@@ -9,6 +9,11 @@
 // applies whole or not at all, as the engine's calls do (a restore is one all-or-nothing
 // change). A request line is at most MAX_REQUEST_BYTES; a client that sends nothing for
 // IDLE_TIMEOUT_MS is dropped.
+//
+// Besides the engine's verbs, two reads for `wasmvs adm`: `info` (the header line's version and
+// table size) and `table`, the services with everything a listing prints (configuration,
+// thresholds, counters, totals and rates, and with {"persistConns":true} the persistence
+// templates per real server) taken in one step, so a listing never mixes two moments.
 
 export const PROTOCOL_VERSION = 1;
 export const DEFAULT_CONTROL_PATH = '/run/wasmvs.sock';
@@ -40,9 +45,25 @@ export const METHODS = {
   getTimeouts: { write: false, params: [0, 0] },
   counters: { write: false, params: [0, 0] },
   info: { write: false, params: [0, 0] },
+  table: { write: false, params: [0, 1] },
 } as const;
 
 export type Method = keyof typeof METHODS;
+
+/** Limits a server enforces per client (defaults above); tests shorten them. */
+export interface ControlLimits {
+  maxRequestBytes: number;
+  idleTimeoutMs: number;
+  maxClients: number;
+}
+
+export const DEFAULT_LIMITS: ControlLimits = { maxRequestBytes: MAX_REQUEST_BYTES, idleTimeoutMs: IDLE_TIMEOUT_MS, maxClients: MAX_CLIENTS };
+
+/** Parameters of `table`. */
+export interface TableOptions {
+  /** Count persistence templates per real server (walks the connection table). */
+  persistConns?: boolean;
+}
 
 export interface ControlRequest {
   version: number;

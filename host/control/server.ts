@@ -6,15 +6,65 @@
 // Hostile or broken clients never disturb forwarding or other clients: a malformed line gets
 // an error reply, an oversized one or a silent client is dropped, a client that goes away
 // mid-reply is forgotten, and at most MAX_CLIENTS are served at once. Each fault is logged
-// once per client.
+// once per client. A client's requests are answered one at a time, each in its own turn of
+// the event loop, and a client that sends faster than it is answered is paused: a flood of
+// requests on one connection cannot hold the forwarding loop.
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Engine } from '../engine/engine.js';
 import { WasmvsError } from '../errors.js';
 import type { Logger } from '../gateway/log.js';
+import type { ListedService } from '../ipvsadm/format.js';
+import { parseRules } from '../ipvsadm/rules.js';
 import {
-  IDLE_TIMEOUT_MS, MAX_CLIENTS, MAX_REQUEST_BYTES, METHODS, PROTOCOL_VERSION, type ControlReply, type GatewayInfo, type Method,
+  DEFAULT_LIMITS, METHODS, PROTOCOL_VERSION, type ControlLimits, type ControlReply, type GatewayInfo, type Method, type TableOptions,
 } from './protocol.js';
+
+/** Requests read ahead of the one being answered before the client is paused. */
+const MAX_QUEUED_REQUESTS = 32;
+
+/**
+ * The services as a listing prints them, read from the engine in one synchronous step:
+ * configuration and counters (listServices), totals and rates (statistics), thresholds (the
+ * saved configuration) and, when asked, the persistence templates bound to each real server
+ * (ipvsadm's PersistConn, counted over the connection table).
+ */
+export function engineTable(engine: Engine, options: TableOptions = {}): ListedService[] {
+  const key = (p: string, a: string, port: number) => `${p} ${a}:${port}`;
+  const stats = new Map(engine.statistics().map((s) => [key(s.protocol, s.vaddr, s.vport), s]));
+  const saved = new Map(parseRules(engine.save()).services.map((s) => [key(s.protocol, s.vaddr, s.vport), s]));
+  const templates = new Map<string, number>();
+  if (options.persistConns) {
+    for (const c of engine.connections()) {
+      if (!c.template) continue;
+      const k = `${key(c.protocol, c.vaddr, c.vport)} ${c.daddr}:${c.dport}`;
+      templates.set(k, (templates.get(k) ?? 0) + 1);
+    }
+  }
+  return engine.listServices().map((s) => {
+    const sk = key(s.protocol, s.vaddr, s.vport);
+    const st = stats.get(sk);
+    const rules = saved.get(sk);
+    const { dests, ...config } = s;
+    const { dests: statDests, protocol: _p, vaddr: _a, vport: _v, ...totals } = st ?? { dests: [], protocol: s.protocol, vaddr: s.vaddr, vport: s.vport };
+    return {
+      ...config,
+      ...totals,
+      dests: dests.map((d) => {
+        const ds = statDests.find((x) => x.daddr === d.daddr && x.dport === d.dport);
+        const rule = rules?.dests.find((x) => x.daddr === d.daddr && x.dport === d.dport);
+        const { daddr: _da, dport: _dp, ...dstats } = ds ?? { daddr: d.daddr, dport: d.dport };
+        return {
+          ...d,
+          ...dstats,
+          upperThreshold: rule?.upperThreshold ?? 0,
+          lowerThreshold: rule?.lowerThreshold ?? 0,
+          ...(options.persistConns ? { persistConns: templates.get(`${sk} ${d.daddr}:${d.dport}`) ?? 0 } : {}),
+        };
+      }),
+    };
+  });
+}
 
 export interface ControlTarget {
   engine: Engine;
@@ -38,20 +88,23 @@ export class ControlServer {
   private readonly clients = new Set<Socket>();
   private readonly target: ControlTarget;
   private readonly log: Logger;
+  private readonly limits: ControlLimits;
   private nextClient = 1;
 
-  private constructor(path: string, server: Server, target: ControlTarget, log: Logger) {
+  private constructor(path: string, server: Server, target: ControlTarget, log: Logger, limits: ControlLimits) {
     this.path = path;
     this.server = server;
     this.target = target;
     this.log = log;
+    this.limits = limits;
   }
 
   /**
    * Listens on `path`. A stale socket file left by a dead gateway is replaced; one a live
    * gateway holds makes this refuse (WASMVS_CONTROL_IN_USE).
    */
-  static async listen(path: string, target: ControlTarget, log: Logger): Promise<ControlServer> {
+  static async listen(path: string, target: ControlTarget, log: Logger, limits: Partial<ControlLimits> = {}): Promise<ControlServer> {
+    const lim: ControlLimits = { ...DEFAULT_LIMITS, ...limits };
     let exists = false;
     try {
       const st = lstatSync(path);
@@ -66,10 +119,10 @@ export class ControlServer {
       log.info('control', `replaced the stale control socket ${path}`);
     }
     const server = createServer();
-    const self = new ControlServer(path, server, target, log);
-    server.maxConnections = MAX_CLIENTS;
+    const self = new ControlServer(path, server, target, log, lim);
+    server.maxConnections = lim.maxClients;
     server.on('connection', (s) => self.serve(s));
-    server.on('drop', () => log.warn('control', `more than ${MAX_CLIENTS} control clients at once: one refused`));
+    server.on('drop', () => log.warn('control', `more than ${lim.maxClients} control clients at once: one refused`));
     // The socket is created 0600 (no window in which another user could connect), then
     // chmod'ed again in case the umask was stricter than asked.
     const umask = process.umask(0o177);
@@ -97,40 +150,59 @@ export class ControlServer {
 
   private serve(socket: Socket): void {
     const id = this.nextClient++;
+    const { maxRequestBytes, idleTimeoutMs } = this.limits;
     this.clients.add(socket);
     let buffered: Buffer[] = [];
     let size = 0;
-    let queue = Promise.resolve();
+    const lines: string[] = [];
+    let busy = false;
     const logged = new Set<string>();
     const fault = (kind: string, message: string) => {
       if (logged.has(kind)) return;
       logged.add(kind);
       this.log.warn('control', `client ${id}: ${message}`);
     };
-    socket.setTimeout(IDLE_TIMEOUT_MS, () => { fault('idle', `nothing for ${IDLE_TIMEOUT_MS / 1000} s, dropped`); socket.destroy(); });
+    const tooBig = () => {
+      fault('size', `request over ${maxRequestBytes} bytes, dropped`);
+      this.send(socket, { version: PROTOCOL_VERSION, id: null, ok: false, error: { code: 'WASMVS_CONTROL_REQUEST', message: `request over ${maxRequestBytes} bytes` } });
+      socket.end();
+      socket.pause();
+      buffered = [];
+      lines.length = 0;
+    };
+    // Requests are answered in order, one at a time, each whole and each in its own turn of
+    // the event loop (setImmediate), so that packets flow between two requests.
+    const pump = () => {
+      if (busy) return;
+      const line = lines.shift();
+      if (line === undefined) return;
+      busy = true;
+      setImmediate(() => {
+        this.answer(socket, line, fault).finally(() => {
+          busy = false;
+          if (lines.length < MAX_QUEUED_REQUESTS && socket.isPaused() && !socket.destroyed && socket.writable) socket.resume();
+          pump();
+        });
+      });
+    };
+    socket.setTimeout(idleTimeoutMs, () => { fault('idle', `nothing for ${idleTimeoutMs / 1000} s, dropped`); socket.destroy(); });
     socket.on('error', (err) => fault('error', `connection error (${err.message})`));
-    socket.on('close', () => this.clients.delete(socket));
+    socket.on('close', () => { this.clients.delete(socket); lines.length = 0; });
     socket.on('data', (chunk: Buffer) => {
       let start = 0;
       for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, start)) {
-        const line = Buffer.concat([...buffered, chunk.subarray(start, nl)]).toString('utf8');
+        if (size + (nl - start) > maxRequestBytes) return tooBig();
+        lines.push(Buffer.concat([...buffered, chunk.subarray(start, nl)]).toString('utf8'));
         buffered = [];
         size = 0;
         start = nl + 1;
-        // Requests are answered in order, one at a time, each whole.
-        queue = queue.then(() => this.answer(socket, line, fault));
       }
       const rest = chunk.subarray(start);
       size += rest.length;
-      if (size > MAX_REQUEST_BYTES) {
-        fault('size', `request over ${MAX_REQUEST_BYTES} bytes, dropped`);
-        this.send(socket, { version: PROTOCOL_VERSION, id: null, ok: false, error: { code: 'WASMVS_CONTROL_REQUEST', message: `request over ${MAX_REQUEST_BYTES} bytes` } });
-        socket.end();
-        socket.pause();
-        buffered = [];
-        return;
-      }
+      if (size > maxRequestBytes) return tooBig();
       if (rest.length > 0) buffered.push(rest);
+      if (lines.length >= MAX_QUEUED_REQUESTS) socket.pause();
+      pump();
     });
   }
 
@@ -172,6 +244,11 @@ export class ControlServer {
   private call(method: Method, params: unknown[]): unknown {
     const engine = this.target.engine;
     if (method === 'info') return this.target.info();
+    if (method === 'table') {
+      const o = params[0];
+      if (o !== undefined && (typeof o !== 'object' || o === null)) throw new WasmvsError('WASMVS_CONTROL_REQUEST', 'table takes an options object');
+      return engineTable(engine, o as TableOptions | undefined);
+    }
     // The engine's own argument checks apply: a request is exactly an in-process call.
     const fn = (engine as unknown as Record<string, (...a: unknown[]) => unknown>)[method];
     return fn.apply(engine, params);
