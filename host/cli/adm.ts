@@ -8,7 +8,6 @@
 // ipvs_strerror): 0 success, 2 a bad command line, 255 a refusal of the table (or popt's own
 // errors), 1 for `-L -t|-u SERVICE` of a service that does not exist. Without -n, addresses and
 // ports print as names (host/ipvsadm/names.ts).
-import { readFileSync } from 'node:fs';
 import { connectControl, type ControlClient } from '../control/client.js';
 import { DEFAULT_CONTROL_PATH } from '../control/protocol.js';
 import type { ServiceKey } from '../engine/engine.js';
@@ -17,6 +16,7 @@ import { IpvsadmError, parseCommand, type CommandName, type Endpoint, type Ipvsa
 import {
   formatConnections, formatSave, formatServices, formatTimeouts, formatVersionLine, NUMERIC, type Names, type TableFormat,
 } from '../ipvsadm/format.js';
+import { packageVersion } from '../version.js';
 import { lookupHost, namesFor, servicePort, systemServices, type ReverseLookup, type ServicesDb } from '../ipvsadm/names.js';
 
 /** Where adm reads and writes; tests replace it. */
@@ -62,17 +62,6 @@ const TABLE_MESSAGES: Partial<Record<CommandName, Partial<Record<ErrorCode, stri
     WASMVS_NO_SERVICE: 'Service not defined', WASMVS_DEST_EXISTS: 'Destination already exists',
   },
 };
-
-/** The package version (host/cli/ from sources, build/host/cli/ compiled). */
-function packageVersion(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version: string };
-      if (pkg.name === 'wasmvs') return pkg.version;
-    } catch { /* not this one */ }
-  }
-  return 'unknown';
-}
 
 function versionLine(): string {
   return `wasmvs adm ${packageVersion()} (ipvsadm v1.31 command line; IPVS NAT over wasmvs)\n`;
