@@ -11,7 +11,8 @@ import {
   MAX_DESTS_LIMIT, SVC_SIZE, SVCMAP_ENTRY_SIZE, TIMEOUT_SLOTS, WHEEL_SIZE,
 } from './layout';
 import { checksumCompute } from './checksum';
-import { expireDue, processRing, processSlot } from './nat';
+import { expireDue } from './expire';
+import { processRing, processSlot } from './pipeline';
 import { CTRL, loadRegions, slotCount, timeoutBase } from './regions';
 import { DEFAULT_TIMEOUT_COUNT, DEFAULT_TIMEOUTS_MS } from './tcpstate';
 import { sipHash13 } from './siphash';

@@ -69,4 +69,8 @@ export function loadRegions(): void {
 @inline export function countPass(reason: u16): void { count(COUNTER_PASS); count(COUNTER_PASS_BASE + reason); }
 @inline export function countLocal(reason: u16): void { count(COUNTER_LOCAL); count(COUNTER_LOCAL_BASE + reason); }
 
+/** Adds to a u32 (a dest's connection counts) or a u64 (its statistics) in place. */
+@inline export function add32(p: usize, delta: i32): void { store<u32>(p, load<u32>(p) + delta); }
+@inline export function add64(p: usize, delta: u64): void { store<u64>(p, load<u64>(p) + delta); }
+
 @inline export function timeoutMs(slot: u32): u32 { return load<u32>(timeoutBase + (slot << 2)); }

@@ -561,15 +561,16 @@ function newConnections(syns: Pool, count: number, capacity: number, batch: numb
   engine.restore(seedRules(scheduler));
   let stubCalls = 0;
   if (stub) {
-    // Measurement only: the instance's import closure calls this.schedule, so an own property
-    // shadows the private method. Dest record 0 is 172.16.0.2:80 in a fresh engine.
-    (engine as unknown as { schedule: () => number }).schedule = () => { stubCalls++; return 0; };
+    // Measurement only: the instance's import closure calls this.config.schedule (the body of
+    // the import: host/engine/config.ts), so an own property shadows that method. Dest record
+    // 0 is 172.16.0.2:80 in a fresh engine.
+    (engine as unknown as { config: { schedule: () => number } }).config.schedule = () => { stubCalls++; return 0; };
   }
   const ring = new Ring(engine, syns);
   const t = runBatches(ring, syns, 0, count, batch);
   const what = stub ? 'stub' : scheduler;
   expectAllForwarded(engine, t, `${count} new connections (${what})`);
-  if (stub && stubCalls !== count) throw new Error(`the stub scheduler ran ${stubCalls} times for ${count} SYNs: Engine no longer calls this.schedule, update the stub`);
+  if (stub && stubCalls !== count) throw new Error(`the stub scheduler ran ${stubCalls} times for ${count} SYNs: Engine no longer calls this.config.schedule, update the stub`);
   const c = engine.counters();
   if (c.connsCreated !== count || c.liveConns !== count) throw new Error(`${count} SYNs made ${c.connsCreated} connections, ${c.liveConns} live (${what})`);
   return t;
@@ -624,16 +625,16 @@ export function memoryLatency(bytes: number, steps: number): { dependentNs: numb
 }
 
 /**
- * The host's scheduler path alone, in a JS loop: the engine's private schedule(), the body of
- * the WASM import (tuple object, wire-order conversions, the service's scheduler). Returns
+ * The host's scheduler path alone, in a JS loop: the engine's configuration's schedule(), the
+ * body of the WASM import (tuple object, wire-order conversions, the service's scheduler). Returns
  * ns per call. A throwaway engine: its scheduler state moves.
  */
 export function hostScheduleNs(scheduler: 'wrr' | 'first', calls: number): number {
   if (scheduler === 'first') registerFirst();
   const engine = new Engine({ connCapacity: 1024 });
   engine.restore(seedRules(scheduler === 'first' ? 'benchfirst' : 'wrr'));
-  const sched = engine as unknown as { schedule(s: number, sa: number, sp: number, da: number, dp: number): number };
-  if (typeof sched.schedule !== 'function') throw new Error('Engine has no schedule() method any more: update hostScheduleNs');
+  const sched = (engine as unknown as { config?: { schedule(s: number, sa: number, sp: number, da: number, dp: number): number } }).config;
+  if (typeof sched?.schedule !== 'function') throw new Error('Engine has no config.schedule() method any more: update hostScheduleNs');
   let acc = 0;
   for (let i = 0; i < 100000; i++) acc += sched.schedule(0, 0x0100000a + i, 0x409c, 0x056a67ca, 0x5000);
   const t0 = process.hrtime.bigint();

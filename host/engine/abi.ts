@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WasmvsError } from '../errors.js';
+import type { WasmMemory, WasmModule } from './wasm-types.js';
 
 export const ABI = {
   ABI_VERSION: 1,
@@ -235,10 +236,10 @@ function wasmDir(): string {
   return dirname(host).endsWith('build') ? join(host, '..', 'wasm') : join(host, '..', 'build', 'wasm');
 }
 
-const compiled = new Map<string, WebAssembly.Module>();
+const compiled = new Map<string, WasmModule>();
 
 /** Compiles the release (or debug) build once per process. */
-export function wasmModule(build: 'release' | 'debug' = 'release'): WebAssembly.Module {
+export function wasmModule(build: 'release' | 'debug' = 'release'): WasmModule {
   let mod = compiled.get(build);
   if (!mod) {
     const file = join(wasmDir(), `${build}.wasm`);
@@ -253,7 +254,7 @@ export function wasmModule(build: 'release' | 'debug' = 'release'): WebAssembly.
 }
 
 /** Instantiates the module over `memory` with the host's imports. */
-export function instantiate(mod: WebAssembly.Module, memory: WebAssembly.Memory, imports: WasmImports): WasmExports {
+export function instantiate(mod: WasmModule, memory: WasmMemory, imports: WasmImports): WasmExports {
   try {
     const instance = new WebAssembly.Instance(mod, {
       env: {

@@ -213,5 +213,3 @@ export class Estimator {
     this.lastOutBytes = t.outBytes;
   }
 }
-
-// ---- ipvsadm -L -n --stats / --rate ---------------------------------------------------------
