@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   WASMVS_SERVICE_LIMIT: 'the service table is full (engine option maxServices)',
   WASMVS_DEST_LIMIT: 'the destination table is full (engine option maxDests)',
   WASMVS_RULES_SYNTAX: 'a rules line is not valid ipvsadm-save syntax; the message names the line',
+  WASMVS_KEEPALIVED_CONFIG: 'a keepalived.conf (--keepalived) is not valid: a syntax error, an unknown keyword or a bad value; the message names the file and line',
   WASMVS_RING_SLOT: 'a slot index or packet length does not fit the ring',
   WASMVS_FILE: 'a file could not be read or written; the message names it and the system error',
   WASMVS_PCAP_FORMAT: 'a file is not a libpcap capture wasmvs can read',

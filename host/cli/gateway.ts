@@ -1,10 +1,20 @@
 // wasmvs gateway: the standalone director (host/gateway/). Prints exactly one line with the
 // word "ready" on stdout once it forwards; logs go to stderr. SIGHUP re-reads the rules,
 // SIGINT/SIGTERM stop it and remove everything it added to the host.
+//
+// With --keepalived FILE instead of --rules, the table comes from keepalived.conf's
+// virtual_server blocks and keepalived's checkers keep it (host/health/): the file is read
+// whole first (a bad file refuses the start), the gateway starts with the table the health
+// state begins with, then the checkers start. SIGHUP re-reads the file with keepalived's
+// reload semantics; a bad file changes nothing.
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONTROL_PATH } from '../control/protocol.js';
 import { Gateway } from '../gateway/gateway.js';
 import { createLogger, type LogFormat } from '../gateway/log.js';
+import { healthManagerFor } from '../health/attach.js';
+import { loadKeepalived } from '../health/config.js';
+import { HealthManager } from '../health/manager.js';
+import { emitRules } from '../ipvsadm/rules.js';
 import { UsageError } from './usage.js';
 
 function positiveInt(text: string | undefined, name: string, max: number): number | undefined {
@@ -19,6 +29,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       rules: { type: 'string' },
+      keepalived: { type: 'string' },
       tun: { type: 'string' },
       control: { type: 'string' },
       'no-offload': { type: 'boolean', default: false },
@@ -33,14 +44,25 @@ export async function runGateway(argv: string[]): Promise<number> {
   });
   if (values.help) throw new UsageError('gateway --help: see the usage below');
   if (positionals.length > 0) throw new UsageError(`gateway takes no arguments besides options (got "${positionals[0]}")`);
-  if (values.rules === undefined) throw new UsageError('gateway needs --rules FILE');
+  if (values.rules !== undefined && values.keepalived !== undefined) throw new UsageError('--rules and --keepalived exclude each other: give one');
+  if (values.rules === undefined && values.keepalived === undefined) throw new UsageError('gateway needs --rules FILE or --keepalived FILE');
   const format = values['log-format'] ?? 'text';
   if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format is text or json (got "${format}")`);
   const log = createLogger({ format: format as LogFormat, verbose: values.verbose });
   const control = values.control ?? process.env.WASMVS_CONTROL ?? DEFAULT_CONTROL_PATH;
 
+  // keepalived.conf: parsed (and refused) before anything on the host changes.
+  const keepalivedFile = values.keepalived;
+  let health: HealthManager | undefined;
+  let startRules: string | undefined;
+  if (keepalivedFile !== undefined) {
+    const config = loadKeepalived(keepalivedFile);
+    // A manager over no gateway yet, only for the table the health state starts with.
+    startRules = emitRules(new HealthManager(config, { apply: async () => {} }).initialTable());
+  }
+
   const gw = await Gateway.start({
-    rulesFile: values.rules,
+    ...(startRules !== undefined ? { rules: startRules } : { rulesFile: values.rules }),
     tun: values.tun,
     control,
     offload: !values['no-offload'],
@@ -59,15 +81,35 @@ export async function runGateway(argv: string[]): Promise<number> {
     gw.stopSync();
     process.exit(1);
   });
+  if (keepalivedFile !== undefined) {
+    health = healthManagerFor(gw, loadKeepalived(keepalivedFile), log);
+    health.start();
+    gw.on('stopped', () => { void health?.stop(); });
+  }
+  let reloading: Promise<void> = Promise.resolve();
   process.on('SIGHUP', () => {
-    gw.reload().catch(() => { /* logged by reload; the running configuration stays */ });
+    if (health === undefined) {
+      gw.reload().catch(() => { /* logged by reload; the running configuration stays */ });
+      return;
+    }
+    const manager = health;
+    // One reload at a time; a bad file is logged and changes nothing.
+    reloading = reloading.then(async () => {
+      try {
+        const next = loadKeepalived(keepalivedFile as string);
+        await manager.reload(next);
+        log.info('reload', `${keepalivedFile} re-read: ${next.virtualServers.length} virtual servers`);
+      } catch (err) {
+        log.error('reload', `refused, the running configuration is unchanged: ${(err as Error).message}`);
+      }
+    });
   });
   const stopped = new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       if (++signals > 1) { log.warn('stop', `${sig} again: exiting now`); gw.stopSync(); process.exit(1); }
       log.info('stop', `${sig}: stopping`);
-      gw.stop().then(() => resolve(0), (err: unknown) => {
+      (health ? health.stop() : Promise.resolve()).then(() => gw.stop()).then(() => resolve(0), (err: unknown) => {
         log.error('stop', (err as Error).message);
         resolve(1);
       });

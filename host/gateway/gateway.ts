@@ -21,6 +21,7 @@ import { EventEmitter } from 'eventemitter3';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ControlServer } from '../control/server.js';
+import type { DestHealthEvent, QuorumEvent } from '../health/manager.js';
 import type { GatewayInfo } from '../control/protocol.js';
 import { Engine, type EngineOptions } from '../engine/engine.js';
 import { WasmvsError } from '../errors.js';
@@ -94,6 +95,14 @@ export interface GatewayEvents {
   /** Something failed without stopping forwarding (a reload refused, a host sync failed). */
   error: (err: Error) => void;
   stopped: () => void;
+  /** Health checks (`--keepalived`, host/health/): a real server's checks pass again; it is back in its pool. */
+  'dest-up': (e: DestHealthEvent) => void;
+  /** Health checks: a real server failed; it left its pool (or, with inhibit_on_failure, went to weight 0). */
+  'dest-down': (e: DestHealthEvent) => void;
+  /** Health checks: a virtual server's live weight fell below quorum - hysteresis (a sorry server goes in). */
+  'quorum-lost': (e: QuorumEvent) => void;
+  /** Health checks: the live weight reached quorum + hysteresis again (the sorry server goes out). */
+  'quorum-gained': (e: QuorumEvent) => void;
 }
 
 /** Loop tuning. */

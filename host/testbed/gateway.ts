@@ -23,8 +23,10 @@ export function cliArgv(args: readonly string[]): string[] {
 }
 
 export interface TestbedGatewayOptions {
-  /** The rules, ipvsadm-save syntax. */
-  rules: string;
+  /** The rules, ipvsadm-save syntax (one of rules, keepalived). */
+  rules?: string;
+  /** A keepalived.conf: the gateway runs with --keepalived and its health checks. */
+  keepalived?: string;
   /** false: --no-offload. */
   offload?: boolean;
   /** More command-line options (--real-server-iface rsbr, --verbose ...). */
@@ -37,9 +39,9 @@ export interface TestbedGateway {
   process: NsProcess;
   /** Its control socket (for connectControl / wasmvs adm --control). */
   control: string;
-  /** Its rules file: rewrite it and send SIGHUP to reload. */
+  /** Its rules file (or keepalived.conf): rewrite it and send SIGHUP to reload. */
   rulesFile: string;
-  /** Replaces the rules file and sends SIGHUP; resolves once the reload is logged. */
+  /** Replaces the rules file (or keepalived.conf) and sends SIGHUP; resolves once the reload is logged. */
   reload(rules: string): Promise<void>;
   /** SIGTERM, waits for the exit; returns the exit code. */
   stop(): Promise<number | null>;
@@ -47,11 +49,13 @@ export interface TestbedGateway {
 
 /** Starts the gateway in the director namespace and waits for its "ready" line. */
 export async function startGateway(tb: Testbed, options: TestbedGatewayOptions): Promise<TestbedGateway> {
+  if ((options.rules === undefined) === (options.keepalived === undefined)) throw new WasmvsError('WASMVS_BAD_OPTION', 'startGateway takes exactly one of rules, keepalived');
   const dir = mkdtempSync(join(tmpdir(), 'wasmvs-gw-'));
-  const rulesFile = join(dir, 'lvs.rules');
+  const keepalived = options.keepalived !== undefined;
+  const rulesFile = join(dir, keepalived ? 'keepalived.conf' : 'lvs.rules');
   const control = join(dir, 'wasmvs.sock');
-  writeFileSync(rulesFile, options.rules);
-  const args = ['gateway', '--rules', rulesFile, '--control', control, ...(options.offload === false ? ['--no-offload'] : []), ...(options.args ?? [])];
+  writeFileSync(rulesFile, (options.rules ?? options.keepalived) as string);
+  const args = ['gateway', keepalived ? '--keepalived' : '--rules', rulesFile, '--control', control, ...(options.offload === false ? ['--no-offload'] : []), ...(options.args ?? [])];
   const proc = tb.spawn(tb.director.ns, cliArgv(args));
   try {
     await proc.waitForLine(/ready/, options.readyTimeoutMs ?? 20_000);
