@@ -12,8 +12,9 @@ import { DEFAULT_CONTROL_PATH } from '../control/protocol.js';
 import { Gateway } from '../gateway/gateway.js';
 import { createLogger, type LogFormat } from '../gateway/log.js';
 import { healthManagerFor } from '../health/attach.js';
-import { loadKeepalived } from '../health/config.js';
-import { HealthManager } from '../health/manager.js';
+import { loadKeepalived, type KeepalivedConfig } from '../health/config.js';
+import type { HealthManager } from '../health/manager.js';
+import { HealthState } from '../health/state.js';
 import { emitRules } from '../ipvsadm/rules.js';
 import { UsageError } from './usage.js';
 
@@ -55,10 +56,12 @@ export async function runGateway(argv: string[]): Promise<number> {
   const keepalivedFile = values.keepalived;
   let health: HealthManager | undefined;
   let startRules: string | undefined;
+  let startConfig: KeepalivedConfig | undefined;
   if (keepalivedFile !== undefined) {
-    const config = loadKeepalived(keepalivedFile);
-    // A manager over no gateway yet, only for the table the health state starts with.
-    startRules = emitRules(new HealthManager(config, { apply: async () => {} }).initialTable());
+    startConfig = loadKeepalived(keepalivedFile);
+    // The table the health state starts with (alpha servers out, a sorry server in when the
+    // quorum is down), so that forwarding never starts from a table the checkers then undo.
+    startRules = emitRules(new HealthState(startConfig).desiredTable());
   }
 
   const gw = await Gateway.start({
@@ -82,7 +85,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     process.exit(1);
   });
   if (keepalivedFile !== undefined) {
-    health = healthManagerFor(gw, loadKeepalived(keepalivedFile), log);
+    health = healthManagerFor(gw, startConfig as KeepalivedConfig, log);
     health.start();
     gw.on('stopped', () => { void health?.stop(); });
   }

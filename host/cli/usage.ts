@@ -6,7 +6,7 @@ import { WasmvsError } from '../errors.js';
 export const USAGE = `Usage: wasmvs <command> [options]
 
 Commands:
-  gateway --rules FILE [--tun NAME] [--control PATH] [--no-offload] [--mtu N]
+  gateway --rules FILE | --keepalived FILE [--tun NAME] [--control PATH] [--no-offload] [--mtu N]
           [--real-server-iface IFACE]... [--arp-iface IFACE]... [--conn-capacity N]
           [--verbose] [--log-format text|json]
       The director (root): a TUN device (default wvs0) owns the VIPs of FILE (ipvsadm-save
@@ -14,6 +14,9 @@ Commands:
       Prints one line with "ready" on stdout once it forwards; logs go to stderr.
       SIGHUP re-reads FILE and applies the difference; SIGINT/SIGTERM stop it and remove
       everything it added to the host (routes, rules, proxy ARP entries, sysctls).
+        --keepalived FILE       instead of --rules: the virtual_server blocks of a keepalived.conf,
+                                kept by its health checkers (TCP_CHECK, HTTP_GET, SSL_GET,
+                                UDP_CHECK, DNS_CHECK, MISC_CHECK); SIGHUP re-reads it as keepalived
         --tun NAME              the TUN device's name (default wvs0)
         --control PATH          control socket (default $WASMVS_CONTROL, else /run/wasmvs.sock)
         --no-offload            plain IFF_TUN|IFF_NO_PI: no GSO super-packets, no partial
