@@ -254,7 +254,34 @@ test('refused by name: DR/TUN forwarding, fwmark, IPv6, PING_CHECK, FILE_CHECK, 
   refuses(vs('', '  SMTP_CHECK { }'), 5, /SMTP_CHECK is not supported/, 'WASMVS_UNSUPPORTED');
   refuses(vs('', '  TCP_CHECK {\n   bind_if eth0\n  }'), 6, /bind_if is not supported/, 'WASMVS_UNSUPPORTED');
   refuses(vs(' protocol SCTP'), 3, /SCTP/, 'WASMVS_UNSUPPORTED');
-  refuses(vs(' lb_algo nosuch'), 1, /nosuch/, 'WASMVS_UNKNOWN_SCHEDULER');
+  refuses(vs(' lb_algo nosuch'), 3, /nosuch/, 'WASMVS_UNKNOWN_SCHEDULER');
+});
+
+test('SSL block: global wherever written, its files must exist; SSL_GET sni from enable_sni or sni_name', () => {
+  const ca = write('ca.pem', 'x');
+  const cfg = loadKeepalived(write('k.conf', `virtual_server 198.18.100.10 443 {
+  protocol TCP
+  real_server 198.18.1.2 443 {
+    SSL_GET {
+      url { path / }
+      enable_sni
+      virtualhost www.example.com
+    }
+    SSL_GET {
+      url { path / }
+      sni_name api.example.com
+    }
+  }
+}
+SSL {
+  ca ${ca}
+  password secret
+}
+`));
+  const [a, b] = cfg.virtualServers[0].realServers[0].checkers as HttpCheckConfig[];
+  assert.equal([a.type, a.sni, a.tls], ['SSL_GET', 'www.example.com', { ca, password: 'secret' }]);
+  assert.is(b.sni, 'api.example.com');
+  refuses('SSL {\n certificate /nonexistent/cert.pem\n}\nvirtual_server 198.18.100.10 80 {\n protocol TCP\n real_server 198.18.1.2 80 { }\n}\n', 1, /SSL file \/nonexistent\/cert\.pem/);
 });
 
 test("keepalived's own corrections: quorum above the total weight, hysteresis >= quorum, a zero port makes it persistent", () => {

@@ -21,6 +21,7 @@ import { formatIPv4, parseIPv4, type Protocol } from '../addr.js';
 import { checkServiceSpec, DEFAULT_PERSISTENCE, MAX_WEIGHT, type ServiceConfig } from '../engine/spec.js';
 import { WasmvsError } from '../errors.js';
 import { SCHED_FLAGS } from '../schedulers/common.js';
+import { checkScheduler } from '../schedulers/index.js';
 import { configError, parseKeepalivedFile, type Statement } from './lexer.js';
 
 export type CheckerType = 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'UDP_CHECK' | 'DNS_CHECK' | 'MISC_CHECK';
@@ -313,12 +314,13 @@ class Interpreter {
     const out: VirtualServerConfig[] = [];
     // Groups first: a virtual_server may name a group defined further down, as keepalived
     // links them after reading the whole file (link_vsg_to_vs).
+    // The SSL block is global (check_data->ssl): it applies wherever it is written.
     for (const s of statements) if (s.keyword === 'virtual_server_group') this.group(s);
+    for (const s of statements) if (s.keyword === 'SSL') this.ssl(s);
     for (const s of statements) {
       switch (s.keyword) {
-        case 'virtual_server_group': break;
+        case 'virtual_server_group': case 'SSL': break;
         case 'virtual_server': out.push(this.virtualServer(s)); break;
-        case 'SSL': this.ssl(s); break;
         default:
           if (SKIPPED_BLOCKS.has(s.keyword) || s.keyword.startsWith('vrrp_')) {
             this.note(s, `${s.keyword} skipped: wasmvs reads only the LVS part (virtual_server)`, `skip ${s.keyword}`);
@@ -425,7 +427,11 @@ class Interpreter {
         case 'delay_before_retry': vs.delayBeforeRetry = this.timer(k, true); break;
         case 'warmup': vs.warmup = this.timer(k, true); break;
         case 'inhibit_on_failure': this.bare(k); vs.inhibit = true; break;
-        case 'lb_algo': case 'lvs_sched': this.exactArgs(k, 1, 'a scheduler name'); vs.scheduler = k.args[0]; break;
+        case 'lb_algo': case 'lvs_sched':
+          this.exactArgs(k, 1, 'a scheduler name');
+          try { checkScheduler(k.args[0]); } catch (err) { throw new WasmvsError((err as WasmvsError).code, `${at(k)}: ${(err as Error).message}`, { cause: err }); }
+          vs.scheduler = k.args[0];
+          break;
         case 'ops': this.bare(k); vs.onePacket = true; break;
         case 'hashed': this.bare(k); this.ignored(k, 'a legacy IPVS flag with no effect'); break;
         case 'flag-1': case 'flag-2': case 'flag-3': case 'sh-port': case 'sh-fallback': case 'mh-port': case 'mh-fallback':
