@@ -131,7 +131,7 @@ if (!ROOT) {
     sorry = tb.spawn(tb.servers[2].ns, programArgv('rs-http', ['--name', 'sorry', '--port', '8080']));
     await sorry.waitForLine(/^ready \d+$/, 15_000);
     flags = mkdtempSync(join(tmpdir(), 'wasmvs-flags-'));
-    gw = await startGateway(tb, { keepalived: config(flags), args: ['--verbose', '--tun', 'wvshc0'] });
+    gw = await startGateway(tb, { keepalived: config(flags), args: ['--tun', 'wvshc0'] });
     // Every server's first check (bootstrap 1 s + warmup up to delay_loop) has run.
     await new Promise((r) => setTimeout(r, 2500));
   };
