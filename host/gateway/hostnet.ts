@@ -135,18 +135,18 @@ interface Journal {
 const JOURNAL_VERSION = 1;
 
 /**
- * One journal per TUN name and network namespace: /run is shared by every namespace of the
- * host, and a TUN name is unique only within one, so gateways in two namespaces (a test's
- * director and the host's own) each keep their own. The host's namespace keeps the plain name.
+ * One journal per TUN name and network namespace, `<tun>@netns-<inode>.json`: /run is shared
+ * by every namespace of the host, and a TUN name is unique only within one, so gateways in two
+ * namespaces (a test's director and the host's own) each keep their own. The inode of
+ * /proc/self/ns/net names the namespace for as long as it exists (and /run does not outlive a
+ * reboot). Where it cannot be read, one namespace is all we can tell apart: the plain name.
  */
 function journalPath(stateDir: string, tun: string): string {
   let suffix = '';
   try {
-    const own = statSync('/proc/self/ns/net').ino;
-    const init = statSync('/proc/1/ns/net').ino;
-    if (own !== init) suffix = `@netns-${own}`;
+    suffix = `@netns-${statSync('/proc/self/ns/net').ino}`;
   } catch {
-    // no /proc: one namespace as far as we can tell
+    // no /proc
   }
   return join(stateDir, `${tun}${suffix}.json`);
 }
