@@ -53,9 +53,19 @@ if (!ROOT) {
     console.log('  skipped: the gateway end-to-end tests need root (network namespaces, TUN)');
   });
 } else {
+  // uvu does not fail a test whose before() hook threw: the error is kept and rethrown by
+  // each test instead (test.before.each), so a broken topology fails every test loudly.
+  let setupError: unknown;
   test.before(async () => {
-    tb = await Testbed.create({ servers: 3, narrow: { server: 3, mtu: 1400 }, offloads: false });
-    await startRealServers(tb, { httpPorts: [80], udpPorts: [5353] });
+    try {
+      tb = await Testbed.create({ servers: 3, narrow: { server: 3, mtu: 1400 }, offloads: false });
+      await startRealServers(tb, { httpPorts: [80], udpPorts: [5353] });
+    } catch (err) {
+      setupError = err;
+    }
+  });
+  test.before.each(() => {
+    if (setupError) throw setupError;
   });
   test.after(async () => {
     await tb?.destroy();
