@@ -28,3 +28,8 @@ export type { ControlClientOptions } from './control/client.js';
 export { DEFAULT_CONTROL_PATH, PROTOCOL_VERSION } from './control/protocol.js';
 export type { GatewayInfo, TableOptions } from './control/protocol.js';
 export type { ReplyKind, ResponderCounters, ResponderOptions } from './responder/responder.js';
+export { loadKeepalived } from './health/config.js';
+export type { CheckerConfig, CheckerType, KeepalivedConfig } from './health/config.js';
+export { HealthManager } from './health/manager.js';
+export type { CheckerStatus, DestHealthEvent, HealthManagerOptions, QuorumEvent, RealServerStatus, VirtualServerStatus } from './health/manager.js';
+export { healthManagerFor } from './health/attach.js';

@@ -15,6 +15,7 @@ import { healthManagerFor } from '../host/health/attach.js';
 import { HealthState } from '../host/health/state.js';
 import type { DestHealthEvent, QuorumEvent } from '../host/health/manager.js';
 import { cliArgv } from '../host/testbed/gateway.js';
+import { connectControl } from '../host/control/client.js';
 import { FakeClock } from './support/fake-clock.js';
 
 let dir: string;
@@ -106,6 +107,33 @@ test('wasmvs gateway --keepalived: a bad file is refused with its file and line 
   const both = run(['gateway', '--keepalived', bad, '--rules', bad]);
   assert.is(both.status, 2);
   assert.match(both.stderr, /--rules and --keepalived exclude each other/);
+});
+
+test('the control socket reports each server\'s health and last check result', async () => {
+  const file = join(dir, 'keepalived.conf');
+  writeFileSync(file, CONF);
+  const config = loadKeepalived(file);
+  const control = join(dir, 'wasmvs.sock');
+  const gw = await Gateway.start({ rules: emitRules(new HealthState(config).desiredTable()), device: new FakeDevice(), control });
+  const clock = new FakeClock();
+  const health = healthManagerFor(gw, config, { info() {}, warn() {}, error() {}, debug() {} }, {
+    clock, random: () => 0, bootstrapDelay: 0,
+    runCheck: async (c) => (c.target.ip === '198.18.1.3' ? { ok: false, detail: 'ECONNREFUSED' } : { ok: true, detail: 'connected' }),
+  });
+  const client = await connectControl({ path: control });
+  try {
+    assert.equal(await client.health(), health.status());
+    health.start();
+    await clock.advance(0);
+    await health.settled();
+    const status = await client.health();
+    assert.equal(status, JSON.parse(JSON.stringify(health.status())));
+    assert.match(JSON.stringify(status), /ECONNREFUSED/, 'the failing checker\'s last result is reported');
+  } finally {
+    client.close();
+    await health.stop();
+    await gw.stop();
+  }
 });
 
 test.run();

@@ -3,6 +3,7 @@
 // come back as WasmvsErrors with the same codes as the in-process API.
 import { connect, type Socket } from 'node:net';
 import type { ConnInfo, Counters, DestKey, ServiceInfo, ServiceKey, Timeouts } from '../engine/engine.js';
+import type { VirtualServerStatus } from '../health/manager.js';
 import { WasmvsError, type ErrorCode } from '../errors.js';
 import type { DestSpec, ServiceSpec } from '../ipvsadm/rules.js';
 import type { ServiceStats } from '../engine/stats.js';
@@ -97,6 +98,8 @@ export class ControlClient {
   statistics(): Promise<ServiceStats[]> { return this.call('statistics') as Promise<ServiceStats[]>; }
   getTimeouts(): Promise<Timeouts> { return this.call('getTimeouts') as Promise<Timeouts>; }
   counters(): Promise<Counters> { return this.call('counters') as Promise<Counters>; }
+  /** Health of each checked virtual server (empty when the gateway runs no health checks). */
+  health(): Promise<VirtualServerStatus[]> { return this.call('health') as Promise<VirtualServerStatus[]>; }
   info(): Promise<GatewayInfo> { return this.call('info') as Promise<GatewayInfo>; }
   /** The services as a listing prints them, taken in one step (see protocol.ts). */
   table(options?: TableOptions): Promise<ListedService[]> { return (options ? this.call('table', options) : this.call('table')) as Promise<ListedService[]>; }

@@ -46,6 +46,7 @@ export const METHODS = {
   counters: { write: false, params: [0, 0] },
   info: { write: false, params: [0, 0] },
   table: { write: false, params: [0, 1] },
+  health: { write: false, params: [0, 0] },
 } as const;
 
 export type Method = keyof typeof METHODS;

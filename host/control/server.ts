@@ -69,6 +69,11 @@ export function engineTable(engine: Engine, options: TableOptions = {}): ListedS
 export interface ControlTarget {
   engine: Engine;
   info(): GatewayInfo;
+  /**
+   * Each checked virtual server's health (keepalived checkers, host/health/): quorum, real
+   * servers' state and each checker's last result. Absent or empty without health checks.
+   */
+  health?(): unknown[];
   /** Runs after a request that changed the configuration (the gateway syncs its host routes). */
   changed?(): Promise<void>;
 }
@@ -244,6 +249,7 @@ export class ControlServer {
   private call(method: Method, params: unknown[]): unknown {
     const engine = this.target.engine;
     if (method === 'info') return this.target.info();
+    if (method === 'health') return this.target.health?.() ?? [];
     if (method === 'table') {
       const o = params[0];
       if (o !== undefined && (typeof o !== 'object' || o === null)) throw new WasmvsError('WASMVS_CONTROL_REQUEST', 'table takes an options object');

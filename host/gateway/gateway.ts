@@ -148,6 +148,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly sizes: Uint32Array;
   private readonly writeIdx: Uint32Array;
   private readonly batch: number;
+  private healthSource: (() => unknown[]) | undefined;
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private loopDone: Promise<void> = Promise.resolve();
@@ -177,6 +178,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         return gw.engine;
       },
       info: () => (gw as Gateway).info(),
+      health: () => gw?.healthSource?.() ?? [],
       changed: () => (gw ? gw.syncHost() : Promise.resolve()),
     }, log);
     let device = options.device;
@@ -260,6 +262,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.log.error('reload', `refused, the running configuration is unchanged: ${(err as Error).message}`);
       throw err;
     }
+  }
+
+  /**
+   * Where the control socket's `health` request reads from: the health checks that keep this
+   * gateway's table (host/health/healthManagerFor sets it).
+   */
+  setHealthSource(source: (() => unknown[]) | undefined): void {
+    this.healthSource = source;
   }
 
   /** What `wasmvs adm` shows in ipvsadm's header line, and --version. */

@@ -23,10 +23,12 @@ export async function applyTable(gw: Gateway, table: RuleSet, log: Logger): Prom
 
 /** A HealthManager driving `gw` (not started: call start()). */
 export function healthManagerFor(gw: Gateway, config: KeepalivedConfig, log: Logger, options: Partial<HealthManagerOptions> = {}): HealthManager {
-  return new HealthManager(config, {
+  const manager = new HealthManager(config, {
     ...options,
     logger: log,
     apply: async (table) => { await applyTable(gw, table, log); },
     emit: (event, payload) => { gw.emit(event, payload as never); },
   });
+  gw.setHealthSource(() => manager.status()); // the control socket's `health` request
+  return manager;
 }
