@@ -7,8 +7,10 @@ import {
   CONN_F_HASHED, CONN_F_INACTIVE, CONN_F_TEMPLATE, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT,
   COUNTER_CONN_EXPIRED, COUNTER_CONN_NEW, COUNTER_CONN_REUSED, CTRL_SETTINGS, DEST_ACTIVE, DEST_CONNS,
   DEST_DADDR, DEST_FLAGS, DEST_F_AVAILABLE, DEST_INACTIVE, DESC_F_NEW_CONN, EVENT_CONN_NEW,
-  EVENT_CONN_REUSED, EVENT_CONN_STATE, LINK_CONTROL, SETTING_EXPIRE_NODEST_CONN,
+  EVENT_CONN_REUSED, EVENT_CONN_STATE, LINK_CONTROL, SETTING_EXPIRE_NODEST_CONN, CONN_F_APP,
+  CONN_F_NO_CPORT, CONN_F_ZOMBIE, CTRL_NO_CPORT, LINK_N_CONTROL,
 } from './layout';
+import { ftpBind, ftpBinds } from './ftp';
 import { connAddr, connAlloc, connFree, connHash, connUnhash, linkAddr } from './conn';
 import { emit } from './events';
 import { pkt, pktHash, pktIsTcp, pktL4, pktNow, pktProto, resultFlag } from './packet';
@@ -41,7 +43,10 @@ export function connNew(dest: u32, rport: u16, template: i32): u32 {
   store<u8>(c + CONN_STATE, pktIsTcp ? TCP_S_NONE : UDP_S_NORMAL);
   // New connections count as inactive until TCP reaches ESTABLISHED (ip_vs_ctl.c sets
   // IP_VS_CONN_F_INACTIVE in every dest's conn_flags); UDP stays inactive, as ipvsadm shows.
-  store<u16>(c + CONN_FLAGS, CONN_F_INACTIVE);
+  // The FTP helper binds by the connection's virtual port, as ip_vs_bind_app (tcp_app_conn_bind).
+  const app = pktIsTcp && ftpBinds(tcpDport(pktL4));
+  store<u16>(c + CONN_FLAGS, CONN_F_INACTIVE | (app ? CONN_F_APP : 0));
+  if (app) ftpBind(idx);
   store<u16>(c + CONN_DEST, <u16>dest);
   store<u32>(c + CONN_EXPIRES, pktNow);
   connHash(idx, pktHash);
@@ -73,9 +78,29 @@ export function connSetState(idx: u32, state: u8, now: u32): void {
 }
 
 /**
+ * One of the connections that `t` controls is gone: a template (persist.ts) or an FTP control
+ * connection (its data connections, ftp.ts). A control connection released while it still
+ * controlled some (a zombie) is freed with the last of them.
+ */
+export function controlDetach(t: u32): void {
+  const c = connAddr(t);
+  const flags = load<u16>(c + CONN_FLAGS);
+  if (flags & CONN_F_TEMPLATE) { templateDetach(t); return; }
+  const link = linkAddr(t);
+  const n = load<u32>(link + LINK_N_CONTROL) - 1;
+  store<u32>(link + LINK_N_CONTROL, n);
+  if (n == 0 && (flags & CONN_F_ZOMBIE)) {
+    const control = load<u32>(link + LINK_CONTROL);
+    connFree(t);
+    if (control != 0) controlDetach(control - 1);
+  }
+}
+
+/**
  * Retires a connection (`why`: EVENT_CONN_EXPIRED or EVENT_CONN_REUSED): out of the index
- * and the wheel, off its dest's counts and its template's, record freed. A template record
- * is freed as a template.
+ * and the wheel, off its dest's counts and its controller's, record freed. A template record
+ * is freed as a template. A connection that still controls others (FTP data connections)
+ * keeps its record, unreachable, until the last of them goes: theirs point at it.
  */
 export function connRelease(idx: u32, why: u8, now: u32): void {
   const c = connAddr(idx);
@@ -85,6 +110,7 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
     return;
   }
   if (flags & CONN_F_HASHED) connUnhash(idx);
+  if (flags & CONN_F_NO_CPORT) store<u32>(CTRL + CTRL_NO_CPORT, load<u32>(CTRL + CTRL_NO_CPORT) - 1);
   timerUnlink(idx);
   const d = destAddr(load<u16>(c + CONN_DEST));
   add32(d + ((flags & CONN_F_INACTIVE) ? DEST_INACTIVE : DEST_ACTIVE), -1);
@@ -92,9 +118,13 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
   count(why == EVENT_CONN_REUSED ? COUNTER_CONN_REUSED : COUNTER_CONN_EXPIRED);
   const state = load<u8>(c + CONN_STATE);
   emit(why, idx, state, state, now);
+  if (load<u32>(linkAddr(idx) + LINK_N_CONTROL) != 0) {
+    store<u16>(c + CONN_FLAGS, CONN_F_ZOMBIE);
+    return;
+  }
   const control = load<u32>(linkAddr(idx) + LINK_CONTROL);
   connFree(idx);
-  if (control != 0) templateDetach(control - 1);
+  if (control != 0) controlDetach(control - 1);
 }
 
 /** The connection's real server was deleted and expire_nodest_conn is on. */

@@ -2,11 +2,14 @@
 // ip_vs_conn_expire lets them; templates live on while they control connections. When the
 // table is full, records already due are freed first, so a burst after an idle period is not
 // refused for want of records the wheel has not reached yet.
-import { CONN_FLAGS, CONN_F_TEMPLATE, EVENT_CONN_EXPIRED } from './layout';
-import { connAddr, connRecordsFree } from './conn';
+import { CONN_FLAGS, CONN_F_TEMPLATE, CONN_PROTO, CONN_STATE, EVENT_CONN_EXPIRED, LINK_N_CONTROL } from './layout';
+import { connAddr, connRecordsFree, linkAddr } from './conn';
+import { timeoutMs } from './regions';
+import { timeoutSlot } from './tcpstate';
+import { IPPROTO_UDP } from './wire/ipv4';
 import { connRelease } from './conn-life';
 import { templateExpire } from './persist';
-import { wheelRun } from './timer';
+import { timerSet, wheelRun } from './timer';
 
 /** The time the expiry being run was called with (the wheel's callback takes no extra argument). */
 let expireNow: u32 = 0;
@@ -20,6 +23,11 @@ function expireOne(idx: u32, tick: u32, late: bool): bool {
   if (load<u16>(connAddr(idx) + CONN_FLAGS) & CONN_F_TEMPLATE) {
     if (!late) return true;
     templateExpire(idx, tick);
+  } else if (load<u32>(linkAddr(idx) + LINK_N_CONTROL) != 0) {
+    // An FTP control connection lives while its data connections do (ip_vs_conn_expire:
+    // n_control, expire_later): another period of its state's timeout.
+    const c = connAddr(idx);
+    timerSet(idx, expireNow + timeoutMs(timeoutSlot(load<u8>(c + CONN_PROTO) == IPPROTO_UDP, load<u8>(c + CONN_STATE))));
   } else {
     connRelease(idx, EVENT_CONN_EXPIRED, expireNow);
   }

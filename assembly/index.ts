@@ -8,12 +8,13 @@ import {
   CTRL_MAGIC_OFF, CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SIZE,
   CTRL_SLOT_COUNT, CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK,
   CTRL_TIMEOUT_BASE, CTRL_WHEEL_BASE, DESC_SIZE, DEST_SIZE, EVENT_SIZE, MAX_CONN_CAPACITY,
-  MAX_DESTS_LIMIT, SVC_SIZE, SVCMAP_ENTRY_SIZE, TIMEOUT_SLOTS, WHEEL_SIZE,
+  MAX_DESTS_LIMIT, SVC_SIZE, SVCMAP_ENTRY_SIZE, TIMEOUT_SLOTS, WHEEL_SIZE, APP_SIZE, CTRL_APP_BASE,
+  CTRL_FTP_PORTS, CTRL_NO_CPORT, FTP_PORT_MAP_BYTES,
 } from './layout';
 import { checksumCompute } from './checksum';
 import { expireDue } from './expire';
 import { processRing, processSlot } from './pipeline';
-import { CTRL, loadRegions, slotCount, timeoutBase } from './regions';
+import { CTRL, ftpPortsBase, loadRegions, slotCount, timeoutBase } from './regions';
 import { DEFAULT_TIMEOUT_COUNT, DEFAULT_TIMEOUTS_MS } from './tcpstate';
 import { sipHash13 } from './siphash';
 import { wheelStart } from './timer';
@@ -35,10 +36,11 @@ export function controlBlock(): usize { return CTRL; }
 /**
  * Plans the regions for the given sizes and records them in the control block. Returns
  * the end address (the memory must then be grown to cover it before init), or 0 when a
- * size is out of range. Memory must already hold the control block itself.
+ * size is out of range. Memory must already hold the control block itself. `ftp` (0 or 1):
+ * room for the FTP helper's state (ftp.ts), APP_SIZE bytes per connection record.
  */
 export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxServices: u32,
-  maxDests: u32, eventCapacity: u32): usize {
+  maxDests: u32, eventCapacity: u32, ftp: u32): usize {
   if (connCapacity == 0 || connCapacity > MAX_CONN_CAPACITY) return 0;
   if (slots == 0 || slotBytes < 64 || slotBytes > 0x10000 + 64 || (slotBytes & 63) != 0) return 0;
   if (maxServices == 0 || maxServices > 0x10000) return 0;
@@ -63,6 +65,14 @@ export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxService
   store<u32>(CTRL + CTRL_EVENT_BASE, <u32>at); at += <u64>eventCapacity * EVENT_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_COUNTER_BASE, <u32>at); at += <u64>COUNTER_SLOTS * 8; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_TIMEOUT_BASE, <u32>at); at += <u64>TIMEOUT_SLOTS * 4;
+  if (ftp) {
+    at = align64(<usize>at);
+    store<u32>(CTRL + CTRL_APP_BASE, <u32>at); at += <u64>connCapacity * APP_SIZE;
+    store<u32>(CTRL + CTRL_FTP_PORTS, <u32>at); at += <u64>FTP_PORT_MAP_BYTES;
+  } else {
+    store<u32>(CTRL + CTRL_APP_BASE, 0);
+    store<u32>(CTRL + CTRL_FTP_PORTS, 0);
+  }
   if (at >= 0xffff0000) return 0;
   store<u32>(CTRL + CTRL_END, <u32>at);
   store<u32>(CTRL + CTRL_CONN_CAPACITY, connCapacity);
@@ -87,6 +97,7 @@ export function init(key0lo: u32, key0hi: u32, key1lo: u32, key1hi: u32): void {
   store<u32>(CTRL + CTRL_FREE_HEAD, 0);
   store<u32>(CTRL + CTRL_BUMP_NEXT, 0);
   memory.fill(CTRL + CTRL_EVENT_WRITE, 0, CTRL_RECORDS_USED + 4 - CTRL_EVENT_WRITE);
+  store<u32>(CTRL + CTRL_NO_CPORT, 0);
   store<u64>(CTRL + CTRL_SIPKEY0, <u64>key0lo | (<u64>key0hi << 32));
   store<u64>(CTRL + CTRL_SIPKEY1, <u64>key1lo | (<u64>key1hi << 32));
   store<u32>(CTRL + CTRL_MAGIC_OFF, CTRL_MAGIC);
@@ -124,6 +135,19 @@ export function processScratch(now: u32): u32 {
  */
 export function expire(now: u32, budget: u32): u32 {
   return expireDue(now, budget);
+}
+
+/**
+ * Binds the FTP helper to virtual TCP port `port` (on = 1) or unbinds it, as ip_vs_ftp's
+ * `ports` parameter. Connections opened after the call follow it. 1 if done, 0 when the
+ * engine was laid out without the helper.
+ */
+export function ftpPortSet(port: u32, on: u32): u32 {
+  if (ftpPortsBase == 0 || port > 0xffff) return 0;
+  const byte = ftpPortsBase + (port >> 3);
+  const bit = <u8>(1 << <u8>(port & 7));
+  store<u8>(byte, on ? load<u8>(byte) | bit : load<u8>(byte) & ~bit);
+  return 1;
 }
 
 /** Sets the SETTING_* switches (expire_nodest_conn ...). */

@@ -31,13 +31,15 @@
 //   | counters         |
 //   +------------------+ timeoutBase u32 milliseconds per state, TIMEOUT_SLOTS of them
 //   | timeouts         |
+//   +------------------+ appBase   FTP helper: APP_SIZE per connection record, then the
+//   | FTP helper       |           port bitmap (FTP_PORT_MAP_BYTES); absent without ftpPorts
 //   +------------------+ endAddr
 //
 // Mutable state every instance must share (free list, wheel position, event cursor) lives in
 // the control block, not in WASM globals: each instance (main thread, TUN workers) has its own
 // globals over the one shared memory.
 
-export const ABI_VERSION: u32 = 1;
+export const ABI_VERSION: u32 = 2;
 export const CTRL_MAGIC: u32 = 0x31535657; // "WVS1" little-endian
 
 // ---- control block ----------------------------------------------------------------------
@@ -79,6 +81,10 @@ export const CTRL_SETTINGS: u32 = 144; //   SETTING_* bits (the host's sysctl-li
 export const SETTING_EXPIRE_NODEST_CONN: u32 = 1; // as net.ipv4.vs.expire_nodest_conn
 export const CTRL_SIPKEY0: u32 = 128; //     u64, SipHash key, random per engine
 export const CTRL_SIPKEY1: u32 = 136; //     u64
+// The FTP helper (ftp.ts): its regions, 0 when the engine runs without it (ftpPorts empty).
+export const CTRL_APP_BASE: u32 = 148; //    APP_SIZE bytes per connection record
+export const CTRL_FTP_PORTS: u32 = 152; //   one bit per virtual port the helper binds to (8 KiB)
+export const CTRL_NO_CPORT: u32 = 156; //    live connections with client port 0 (not yet known)
 
 // ---- ring slot descriptor (16 bytes) ----------------------------------------------------
 //   0        4        6     7        8        10       12               16
@@ -198,11 +204,31 @@ export const CONN_F_HASHED: u16 = 1; //   in the index: a live connection
 export const CONN_F_INACTIVE: u16 = 2; // counted in the dest's inactConns (else activeConns)
 export const CONN_F_TIMER: u16 = 4; //    linked in the timer wheel
 export const CONN_F_TEMPLATE: u16 = 8; // a persistence template, not a connection
+export const CONN_F_APP: u16 = 16; //     an FTP control connection: the helper sees its packets
+export const CONN_F_NO_CPORT: u16 = 32; // client port not known yet (passive FTP data), indexed with 0
+export const CONN_F_ZOMBIE: u16 = 64; //  released while it still controls connections: the
+//                                        record is freed with the last of them
 export const MAX_CONN_CAPACITY: u32 = 0xffffff; // index entries hold index + 1 in 24 bits
 
 // Connection index entry (u32): | tag 7 | dir 1 | conn index + 1 (24) |, 0 = empty.
 export const INDEX_REF_MASK: u32 = 0xffffff;
 export const INDEX_DIR_BIT: u32 = 0x1000000; // set: the entry is the reply (real server) tuple
+
+// ---- FTP helper state (APP_SIZE bytes per connection record, ftp.ts) ----------------------
+//   0      2      4          8        12              16
+//   +------+------+----------+--------+---------------+
+//   |flags | -    | init_seq | delta  | previous_delta|
+//   +------+------+----------+--------+---------------+
+// As IPVS's struct ip_vs_seq for the server -> client direction (cp->out_seq), host order:
+// the only direction whose length the helper changes in NAT mode. flags: APP_F_*.
+export const APP_SIZE: u32 = 16;
+export const APP_FLAGS: u32 = 0;
+export const APP_INIT_SEQ: u32 = 4;
+export const APP_DELTA: u32 = 8;
+export const APP_PREV_DELTA: u32 = 12;
+export const APP_F_PASV: u16 = 1; //    armed by PASV/EPSV: the next 227/229 reply is parsed
+export const APP_F_OUT_SEQ: u16 = 2; // init_seq/delta hold a rewrite (IP_VS_CONN_F_OUT_SEQ)
+export const FTP_PORT_MAP_BYTES: u32 = 8192;
 
 // ---- timer wheel --------------------------------------------------------------------------
 export const WHEEL_BITS: u32 = 16; // one bucket per millisecond, 65.536 s around
@@ -287,6 +313,8 @@ export const EVENT_CONN_NEW: u8 = 1;
 export const EVENT_CONN_STATE: u8 = 2;
 export const EVENT_CONN_EXPIRED: u8 = 3; // timed out
 export const EVENT_CONN_REUSED: u8 = 4; //  replaced by a new SYN on its tuple (TIME_WAIT/CLOSE)
+export const EVENT_FTP: u8 = 5; //          the FTP helper met something it did not translate:
+//                                          EVENT_NEW_STATE holds the FTP_* counter that counts it
 
 // ---- counters (u64 each) -------------------------------------------------------------------
 // (Packets in total are not counted: every packet gets exactly one of forward-in,
@@ -303,6 +331,19 @@ export const COUNTER_LOCAL: u32 = 9;
 export const COUNTER_PASS_BASE: u32 = 12; // + pass reason (1..3)
 export const COUNTER_DROP_BASE: u32 = 16; // + drop reason (1..DROP_REASON_COUNT - 1)
 export const COUNTER_LOCAL_BASE: u32 = 40; // + local reason (1..3)
+export const COUNTER_FTP_BASE: u32 = 48; //  + FTP_* below (1..FTP_COUNTER_COUNT - 1)
+// What the FTP helper did (ftp.ts), each counted.
+export const FTP_PASSIVE: u32 = 1; //        passive data connections created (227, 229)
+export const FTP_ACTIVE: u32 = 2; //         active data connections created (PORT, EPRT)
+export const FTP_REWRITTEN: u32 = 3; //      227 replies rewritten to the VIP's address
+export const FTP_RETRANSMIT: u32 = 4; //     of them, retransmissions rewritten again
+export const FTP_SPLIT_COMMAND: u32 = 5; //  a command cut by the segment's end: not acted on
+export const FTP_SPLIT_REPLY: u32 = 6; //    a 227/229 reply cut by the segment's end: passed as it is
+export const FTP_NO_ROOM: u32 = 7; //        a 227 that could not grow in its slot: passed unmangled
+export const FTP_TABLE_FULL: u32 = 8; //     no record for the data connection
+export const FTP_CLASH: u32 = 9; //          the data connection's tuple belongs to another connection
+export const FTP_BAD_REPLY: u32 = 10; //     an armed 227/229 whose address or port does not parse
+export const FTP_COUNTER_COUNT: u32 = 11;
 export const COUNTER_SLOTS: u32 = 64;
 
 // ---- timeouts (u32 ms per state) -----------------------------------------------------------

@@ -25,11 +25,12 @@
 // packet is rewritten by rewrite.ts, a new one scheduled by schedule.ts (persistence in
 // persist.ts), an ICMP error translated by icmp-translate.ts; connections live and die in
 // conn-life.ts and expire.ts, and report in events.ts.
-import { connAddr, connLookup, tupleHash } from './conn';
+import { connAddr, connLookup, linkAddr, tupleHash } from './conn';
+import { ftpFillCport } from './ftp';
 import { connRelease, destGone } from './conn-life';
 import {
   CONN_EXPIRES, CONN_STATE, DROP_DEST_GONE, DROP_FRAGMENT, DROP_NO_CONN, DROP_SHORT_PACKET,
-  EVENT_CONN_EXPIRED, EVENT_CONN_REUSED, INDEX_DIR_BIT, INDEX_REF_MASK, LOCAL_ICMP,
+  EVENT_CONN_EXPIRED, EVENT_CONN_REUSED, INDEX_DIR_BIT, CTRL_NO_CPORT, LINK_N_CONTROL, INDEX_REF_MASK, LOCAL_ICMP,
   LOCAL_NO_SERVICE, LOCAL_PROTOCOL, PASS_NOT_IPV4, PASS_NO_MATCH, PASS_PROTOCOL, VERDICT_NONE,
 } from './layout';
 import { icmpQuoteHash, translateIcmp } from './icmp-translate';
@@ -37,6 +38,7 @@ import {
   drop, isOpeningSyn, local, pass, pkt, pktHash, pktIsTcp, pktL4, pktNow, pktProto, pktTcpFlags,
 } from './packet';
 import { forward } from './rewrite';
+import { CTRL } from './regions';
 import { openConnection } from './schedule';
 import { isDestAddr, isVip, serviceFind } from './service';
 import { TCP_S_CLOSE, TCP_S_TIME_WAIT } from './tcpstate';
@@ -116,14 +118,18 @@ export function handle(): u8 {
   const daddr = ipv4Daddr(p);
   const sport = tcpSport(l4);
   const dport = tcpDport(l4);
-  const entry = connLookup(pktHash, saddr, sport, daddr, dport, proto);
+  let entry = connLookup(pktHash, saddr, sport, daddr, dport, proto);
+  // A passive FTP data connection waits for its client port (ftp.ts): only looked for while
+  // one exists, so other traffic pays one load on a miss.
+  if (entry == 0 && isTcp && load<u32>(CTRL + CTRL_NO_CPORT) != 0) entry = ftpFillCport(saddr, sport, daddr, dport);
   if (entry != 0) {
     const idx = (entry & INDEX_REF_MASK) - 1;
     const reply = (entry & INDEX_DIR_BIT) != 0;
     const c = connAddr(idx);
     const state = load<u8>(c + CONN_STATE);
-    if (timeDiff(load<u32>(c + CONN_EXPIRES), now) <= 0) {
-      // Timed out but not yet reached by the wheel: it no longer exists for this packet.
+    if (timeDiff(load<u32>(c + CONN_EXPIRES), now) <= 0 && load<u32>(linkAddr(idx) + LINK_N_CONTROL) == 0) {
+      // Timed out but not yet reached by the wheel: it no longer exists for this packet (an
+      // FTP control connection with live data connections still does: expire.ts).
       connRelease(idx, EVENT_CONN_EXPIRED, now);
     } else if (!reply && destGone(c)) {
       // expire_nodest_conn (ip_vs_in): the server was deleted, so the connection goes now.

@@ -32,9 +32,14 @@ export let pktPartial: bool = false;
 export let pktHash: u64 = 0;
 /** Engine time, ms. */
 export let pktNow: u32 = 0;
+/** Bytes of its slot from its IPv4 header on: how far the FTP helper may grow it. */
+export let pktRoom: u32 = 0;
 
-/** Takes up a validated packet: the header at `p`, its tuple hash `h`, at time `now`. */
-export function packetBegin(p: usize, partial: bool, h: u64, now: u32): void {
+/**
+ * Takes up a validated packet: the header at `p` with `room` bytes of slot from there on,
+ * its tuple hash `h`, at time `now`.
+ */
+export function packetBegin(p: usize, room: u32, partial: bool, h: u64, now: u32): void {
   const proto = ipv4Protocol(p);
   pkt = p;
   pktL4 = p + ipv4HeaderLen(p);
@@ -45,6 +50,7 @@ export function packetBegin(p: usize, partial: bool, h: u64, now: u32): void {
   pktPartial = partial;
   pktHash = h;
   pktNow = now;
+  pktRoom = room;
 }
 
 /** A SYN that opens a connection: SYN without ACK, RST or FIN. */
@@ -59,13 +65,17 @@ export let outReason: u16 = 0;
 export let outConn: u32 = 0;
 /** DESC_F_* flags: CSUM_PARTIAL as it came, REPLY, NEW_CONN. */
 export let outFlags: u8 = 0;
+/** Its new IPv4 total length when the FTP helper resized it (0: unchanged). */
+export let outTotal: u32 = 0;
 
 /** Clears the results; the descriptor's CSUM_PARTIAL flag is kept as it came. */
 @inline export function resultBegin(descFlags: u8): void {
   outReason = 0;
   outConn = 0;
+  outTotal = 0;
   outFlags = descFlags & DESC_F_CSUM_PARTIAL;
 }
+@inline export function resultResized(total: u32): void { outTotal = total; }
 @inline export function resultConn(idx: u32): void { outConn = idx + 1; }
 @inline export function resultFlag(flag: u8): void { outFlags |= flag; }
 

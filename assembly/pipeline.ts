@@ -20,7 +20,7 @@ import {
   DESC_VERDICT, DROP_BAD_SLOT, VERDICT_FORWARD, VERDICT_NONE,
 } from './layout';
 import { handle, packetHash, validate } from './nat';
-import { drop, outConn, outFlags, outReason, packetBegin, resultBegin } from './packet';
+import { drop, outConn, outFlags, outReason, outTotal, packetBegin, resultBegin } from './packet';
 import { dataBase, descBase, slotCount, slotSize } from './regions';
 import { wheelStart } from './timer';
 
@@ -65,9 +65,13 @@ function completeSlot(slot: u32, now: u32): u8 {
   const desc = slotDesc(slot);
   const flags = load<u8>(desc + DESC_FLAGS);
   resultBegin(flags);
-  packetBegin(slotPacket(slot, desc), (flags & DESC_F_CSUM_PARTIAL) != 0, storedHash(desc), now);
+  const l3 = <u32>load<u16>(desc + DESC_L3OFF);
+  packetBegin(slotPacket(slot, desc), slotSize - l3, (flags & DESC_F_CSUM_PARTIAL) != 0, storedHash(desc), now);
   const verdict = handle();
   writeResult(desc, verdict);
+  // The FTP helper rewrote a 227 reply to a longer or shorter one: the slot's length follows
+  // (any padding after the IP datagram is gone with it).
+  if (outTotal != 0) store<u32>(desc + DESC_LEN, l3 + outTotal);
   return verdict;
 }
 

@@ -14,12 +14,13 @@ import {
 import { connAddr } from './conn';
 import { connSetState } from './conn-life';
 import {
-  CONN_DADDR, CONN_DEST, CONN_DPORT, CONN_STATE, CONN_VADDR, CONN_VPORT, COUNTER_FORWARD_IN,
+  CONN_DADDR, CONN_DEST, CONN_DPORT, CONN_FLAGS, CONN_F_APP, CONN_STATE, CONN_VADDR, CONN_VPORT, COUNTER_FORWARD_IN,
   COUNTER_FORWARD_OUT, DESC_F_REPLY, DEST_IN_BYTES, DEST_IN_PKTS, DEST_OUT_BYTES, DEST_OUT_PKTS,
   VERDICT_FORWARD,
 } from './layout';
 import { pkt, pktIsTcp, pktL4, pktNow, pktPartial, pktTcpFlags, pktTotal, resultConn, resultFlag } from './packet';
 import { add64, count, timeoutMs } from './regions';
+import { ftpPacket } from './ftp';
 import { destAddr } from './service';
 import { tcpNextState, timeoutSlot } from './tcpstate';
 import { timerSet } from './timer';
@@ -100,6 +101,8 @@ export function forward(idx: u32, reply: bool): u8 {
     rewrite(pkt, pktL4, c, true, true, kind);
     accountRequest(d, pktTotal);
   }
+  // An FTP control connection: the helper looks at it (ftp.ts); one flag test for the rest.
+  if (load<u16>(c + CONN_FLAGS) & CONN_F_APP) ftpPacket(idx, c, reply);
   const now = pktNow;
   if (isTcp) connSetState(idx, tcpNextState(load<u8>(c + CONN_STATE), pktTcpFlags, reply ? 1 : 0), now);
   timerSet(idx, now + timeoutMs(timeoutSlot(!isTcp, load<u8>(c + CONN_STATE))));

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ABI, DROP_REASONS, instantiate, LOCAL_REASONS, PASS_REASONS, REASON_EXPORTS, wasmModule, type WasmExports,
+  ABI, DROP_REASONS, FTP_COUNTERS, instantiate, LOCAL_REASONS, PASS_REASONS, REASON_EXPORTS, wasmModule, type WasmExports,
 } from '../host/engine/abi.js';
 import { Engine } from '../host/engine/engine.js';
 import { decode, hex, tcpPacket } from './support/packets.js';
@@ -38,7 +38,8 @@ function reasonName(exportName: string): string {
 // here (or listing one it lacks) fails to compile.
 const FUNCTIONS: Record<keyof WasmExports, number> = {
   controlBlock: 0,
-  layout: 6,
+  layout: 7,
+  ftpPortSet: 2,
   init: 4,
   attach: 0,
   process: 3,
@@ -67,14 +68,14 @@ for (const build of ['release', 'debug'] as const) {
     assert.equal(wrong, []);
   });
 
-  test(`${build}: every reason constant equals its export, and every DROP_/PASS_/LOCAL_ export is listed`, () => {
+  test(`${build}: every reason constant equals its export, and every DROP_/PASS_/LOCAL_/FTP_ export is listed`, () => {
     const g = globals(fresh(build));
     const wrong: string[] = [];
     for (const [name, value] of Object.entries(REASON_EXPORTS)) {
       if (g.get(name) !== value) wrong.push(`${name}: host ${value}, wasm ${g.get(name)}`);
     }
     assert.equal(wrong, []);
-    const exported = [...g.keys()].filter((n) => /^(DROP|PASS|LOCAL)_/.test(n)).sort();
+    const exported = [...g.keys()].filter((n) => /^(DROP|PASS|LOCAL|FTP)_/.test(n) && n !== 'FTP_COUNTER_COUNT' && n !== 'FTP_PORT_MAP_BYTES').sort();
     assert.equal(exported, Object.keys(REASON_EXPORTS).sort());
   });
 
@@ -107,6 +108,11 @@ test('DROP_REASONS has one name per DROP_* code 1..DROP_REASON_COUNT-1, PASS_REA
   assert.is(LOCAL_REASONS.length, REASON_EXPORTS.LOCAL_REASON_COUNT);
   assert.is(LOCAL_REASONS[0], '');
   for (const [name, code] of locals) assert.is(LOCAL_REASONS[code], reasonName(name), name);
+
+  const ftp = Object.entries(REASON_EXPORTS).filter(([n]) => n.startsWith('FTP_'));
+  assert.is(FTP_COUNTERS.length, ABI.FTP_COUNTER_COUNT);
+  assert.is(FTP_COUNTERS[0], '');
+  for (const [name, code] of ftp) assert.is(FTP_COUNTERS[code], name.replace(/^FTP_/, '').toLowerCase().replace(/_/g, '-'), name);
 });
 
 test('release and debug builds load and agree on every exported constant and function', () => {

@@ -18,6 +18,8 @@ import { DROP_BAD_TCP_DOFF, DROP_TCP_TRUNCATED } from '../layout';
 export const TCP_MIN_HEADER_LEN: u32 = 20;
 export const TCP_SPORT: u32 = 0;
 export const TCP_DPORT: u32 = 2;
+export const TCP_SEQ: u32 = 4;
+export const TCP_ACK_SEQ: u32 = 8;
 export const TCP_DOFF: u32 = 12;
 export const TCP_FLAGS: u32 = 13;
 export const TCP_CHECKSUM: u32 = 16;

@@ -8,7 +8,7 @@ import { WasmvsError } from '../errors.js';
 import type { WasmMemory, WasmModule } from './wasm-types.js';
 
 export const ABI = {
-  ABI_VERSION: 1,
+  ABI_VERSION: 2,
   CTRL_MAGIC: 0x31535657,
   CTRL_SIZE: 256,
   CTRL_MAGIC_OFF: 0,
@@ -35,7 +35,14 @@ export const ABI = {
   CTRL_LIVE_CONNS: 116,
   CTRL_RECORDS_USED: 120,
   CTRL_LINK_BASE: 124,
+  CTRL_APP_BASE: 148,
+  CTRL_FTP_PORTS: 152,
+  CTRL_NO_CPORT: 156,
   LINK_SIZE: 16,
+  LINK_CONTROL: 8,
+  LINK_N_CONTROL: 12,
+  APP_SIZE: 16,
+  FTP_PORT_MAP_BYTES: 8192,
 
   DESC_SIZE: 16,
   DESC_LEN: 0,
@@ -71,6 +78,9 @@ export const ABI = {
   CONN_F_HASHED: 1,
   CONN_F_INACTIVE: 2,
   CONN_F_TEMPLATE: 8,
+  CONN_F_APP: 16,
+  CONN_F_NO_CPORT: 32,
+  CONN_F_ZOMBIE: 64,
   SVC_F_PERSISTENT: 2,
   SVC_F_ONE_PACKET: 4,
   TEMPLATE_PROTO_BIT: 0x80,
@@ -116,6 +126,7 @@ export const ABI = {
   EVENT_CONN_STATE: 2,
   EVENT_CONN_EXPIRED: 3,
   EVENT_CONN_REUSED: 4,
+  EVENT_FTP: 5,
 
   COUNTER_FORWARD_IN: 1,
   COUNTER_FORWARD_OUT: 2,
@@ -129,6 +140,8 @@ export const ABI = {
   COUNTER_PASS_BASE: 12,
   COUNTER_DROP_BASE: 16,
   COUNTER_LOCAL_BASE: 40,
+  COUNTER_FTP_BASE: 48,
+  FTP_COUNTER_COUNT: 11,
   COUNTER_SLOTS: 64,
 
   TIMEOUT_UDP: 11,
@@ -171,6 +184,13 @@ export type PassReason = Exclude<(typeof PASS_REASONS)[number], ''>;
 export const LOCAL_REASONS = ['', 'no-service', 'icmp', 'protocol'] as const;
 export type LocalReason = Exclude<(typeof LOCAL_REASONS)[number], ''>;
 
+/** What the FTP helper counts, by code, as FTP_* (assembly/layout.ts, assembly/ftp.ts). */
+export const FTP_COUNTERS = [
+  '', 'passive', 'active', 'rewritten', 'retransmit', 'split-command', 'split-reply', 'no-room',
+  'table-full', 'clash', 'bad-reply',
+] as const;
+export type FtpCounter = Exclude<(typeof FTP_COUNTERS)[number], ''>;
+
 /** The exported constant of each drop/pass/local reason, for the ABI test. */
 export const REASON_EXPORTS: Record<string, number> = {
   DROP_BAD_SLOT: 1, DROP_SHORT_PACKET: 2, DROP_BAD_VERSION: 3, DROP_BAD_IHL: 4,
@@ -182,6 +202,8 @@ export const REASON_EXPORTS: Record<string, number> = {
   DROP_SCHEDULER_ERROR: 21, DROP_REASON_COUNT: 22,
   PASS_NOT_IPV4: 1, PASS_PROTOCOL: 2, PASS_NO_MATCH: 3,
   LOCAL_NO_SERVICE: 1, LOCAL_ICMP: 2, LOCAL_PROTOCOL: 3, LOCAL_REASON_COUNT: 4,
+  FTP_PASSIVE: 1, FTP_ACTIVE: 2, FTP_REWRITTEN: 3, FTP_RETRANSMIT: 4, FTP_SPLIT_COMMAND: 5,
+  FTP_SPLIT_REPLY: 6, FTP_NO_ROOM: 7, FTP_TABLE_FULL: 8, FTP_CLASH: 9, FTP_BAD_REPLY: 10,
 };
 
 /** IPVS TCP state names by number (ip_vs_proto_tcp.c, ABI.TCP_S_*), then UDP's single state. */
@@ -195,7 +217,10 @@ export const UDP_STATE_NAME = 'UDP';
 /** The module's exported functions. */
 export interface WasmExports {
   controlBlock(): number;
-  layout(connCapacity: number, slots: number, slotBytes: number, maxServices: number, maxDests: number, eventCapacity: number): number;
+  /** `ftp` 1: room for the FTP helper's state (APP_SIZE bytes per connection record). */
+  layout(connCapacity: number, slots: number, slotBytes: number, maxServices: number, maxDests: number, eventCapacity: number, ftp: number): number;
+  /** Binds (on 1) or unbinds the FTP helper to a virtual TCP port; 0 when laid out without it. */
+  ftpPortSet(port: number, on: number): number;
   init(key0lo: number, key0hi: number, key1lo: number, key1hi: number): void;
   /**
    * Picks up the regions of a memory another instance initialised; 1 if valid. This is for

@@ -11,7 +11,7 @@ import { randomFillSync } from 'node:crypto';
 import { formatIPv4, IPPROTO_TCP, IPPROTO_UDP, type Protocol, protocolNumber, wire16, wire32 } from '../addr.js';
 import { WasmvsError } from '../errors.js';
 import {
-  ABI, DROP_REASONS, type DropReason, instantiate, LOCAL_REASONS, type LocalReason, PASS_REASONS,
+  ABI, DROP_REASONS, type DropReason, FTP_COUNTERS, type FtpCounter, instantiate, LOCAL_REASONS, type LocalReason, PASS_REASONS,
   type PassReason, TCP_STATE_NAMES, UDP_STATE_NAME, type WasmExports, type WasmImports, wasmModule,
 } from './abi.js';
 import type { StatsTotals } from './stats.js';
@@ -25,11 +25,15 @@ export interface DataPlaneSizes {
   maxServices: number;
   maxDests: number;
   eventCapacity: number;
+  /** Room for the FTP helper's state (EngineOptions.ftpPorts not empty). */
+  ftp: boolean;
 }
 
 /** A connection event record as the data plane wrote it. */
 export interface DataPlaneEvent extends ConnTuple {
-  kind: 'created' | 'state' | 'expired' | 'reused';
+  kind: 'created' | 'state' | 'expired' | 'reused' | 'ftp';
+  /** For kind 'ftp': what the helper met (FTP_COUNTERS). */
+  ftp?: FtpCounter;
   state: string;
   oldState: string;
   /** Engine time, ms modulo 2^32. */
@@ -41,6 +45,7 @@ export interface EventInterest {
   created: boolean;
   state: boolean;
   expired: boolean;
+  ftp: boolean;
 }
 
 /** What the scratch slot holds after processScratch. */
@@ -87,6 +92,7 @@ export class DataPlane {
   private readonly dataBase: number;
   private readonly connBase: number;
   private readonly destBase: number;
+  private readonly linkBase: number;
   private readonly eventBase: number;
   private readonly eventCapacity: number;
   private readonly counterBase: number;
@@ -95,7 +101,7 @@ export class DataPlane {
   /** Plans, creates and initialises the memory for `sizes` (already checked by the caller). */
   constructor(sizes: DataPlaneSizes, debug: boolean, schedule: ScheduleCall) {
     const mod = wasmModule(debug ? 'debug' : 'release');
-    const args = [sizes.connCapacity, sizes.slotCount, sizes.slotSize, sizes.maxServices, sizes.maxDests, sizes.eventCapacity] as const;
+    const args = [sizes.connCapacity, sizes.slotCount, sizes.slotSize, sizes.maxServices, sizes.maxDests, sizes.eventCapacity, sizes.ftp ? 1 : 0] as const;
     // Plan the regions on a small probe memory, then create the real one at the right size:
     // shared memory cannot move, so it is made once, never grown.
     const probe = instantiate(mod, new WebAssembly.Memory({ initial: PROBE_PAGES, maximum: PROBE_PAGES, shared: true }), { schedule: () => -1 });
@@ -118,6 +124,7 @@ export class DataPlane {
     this.descBase = ctrl32(ABI.CTRL_DESC_BASE);
     this.dataBase = ctrl32(ABI.CTRL_DATA_BASE);
     this.connBase = ctrl32(ABI.CTRL_CONN_BASE);
+    this.linkBase = ctrl32(ABI.CTRL_LINK_BASE);
     this.destBase = ctrl32(ABI.CTRL_DEST_BASE);
     this.eventBase = ctrl32(ABI.CTRL_EVENT_BASE);
     this.counterBase = ctrl32(ABI.CTRL_COUNTER_BASE);
@@ -203,10 +210,12 @@ export class DataPlane {
     this.wasm.processScratch(t);
   }
 
-  /** The scratch slot's result: verdict, reason, the packet (a copy of `length` bytes), flags. */
-  scratchResult(length: number): ScratchResult {
+  /** The scratch slot's result: verdict, reason, the packet (a copy of its bytes now), flags. */
+  scratchResult(): ScratchResult {
     const scratch = this.slotCount;
     const at = this.dataBase + scratch * this.slotSize;
+    // The FTP helper may have resized the packet: the descriptor holds its length now.
+    const length = this.view.getUint32(this.descBase + scratch * ABI.DESC_SIZE + ABI.DESC_LEN, true);
     const flags = this.bytes[this.descBase + scratch * ABI.DESC_SIZE + ABI.DESC_FLAGS];
     return {
       verdict: this.verdictAt(scratch) as Verdict,
@@ -248,7 +257,8 @@ export class DataPlane {
   setEventInterest(want: EventInterest): void {
     const mask = (want.created ? 1 << ABI.EVENT_CONN_NEW : 0)
       | (want.state ? 1 << ABI.EVENT_CONN_STATE : 0)
-      | (want.expired ? (1 << ABI.EVENT_CONN_EXPIRED) | (1 << ABI.EVENT_CONN_REUSED) : 0);
+      | (want.expired ? (1 << ABI.EVENT_CONN_EXPIRED) | (1 << ABI.EVENT_CONN_REUSED) : 0)
+      | (want.ftp ? 1 << ABI.EVENT_FTP : 0);
     this.view.setUint32(this.ctrl + ABI.CTRL_EVENT_MASK, mask, true);
   }
 
@@ -266,6 +276,16 @@ export class DataPlane {
       this.view.setUint32(this.ctrl + ABI.CTRL_EVENT_READ, read, true);
       const type = this.bytes[e + ABI.EVENT_TYPE];
       const proto = this.bytes[e + ABI.EVENT_PROTO];
+      if (type === ABI.EVENT_FTP) {
+        // The helper's report: the control connection, and what it met in EVENT_NEW_STATE.
+        deliver({
+          kind: 'ftp', ftp: (FTP_COUNTERS[this.bytes[e + ABI.EVENT_NEW_STATE]] || 'bad-reply') as FtpCounter,
+          ...this.readTuple(proto, e + ABI.EVENT_CADDR),
+          state: 'ESTABLISHED', oldState: 'ESTABLISHED',
+          time: this.view.getUint32(e + ABI.EVENT_TIME, true),
+        });
+        continue;
+      }
       deliver({
         kind: type === ABI.EVENT_CONN_NEW ? 'created' : type === ABI.EVENT_CONN_STATE ? 'state' : type === ABI.EVENT_CONN_REUSED ? 'reused' : 'expired',
         ...this.readTuple(proto, e + ABI.EVENT_CADDR),
@@ -342,6 +362,11 @@ export class DataPlane {
     return { tcp: ms(ABI.TCP_S_ESTABLISHED) / 1000, tcpfin: ms(ABI.TCP_S_FIN_WAIT) / 1000, udp: ms(ABI.TIMEOUT_UDP) / 1000 };
   }
 
+  /** Binds the FTP helper to these virtual TCP ports (the engine was laid out with it). */
+  setFtpPorts(ports: readonly number[]): void {
+    for (const port of ports) this.checked('ftpPortSet', this.wasm.ftpPortSet(port, 1), 1);
+  }
+
   setExpireNodestConn(on: boolean): void {
     this.wasm.setSettings(on ? ABI.SETTING_EXPIRE_NODEST_CONN : 0);
   }
@@ -398,8 +423,9 @@ export class DataPlane {
       const proto = this.bytes[c + ABI.CONN_PROTO] & ~ABI.TEMPLATE_PROTO_BIT;
       const left = (this.view.getUint32(c + ABI.CONN_EXPIRES, true) - t) | 0;
       // Due: gone for every packet already, the wheel frees it next. A template past its time
-      // lives on while it controls connections, with its timer restarted.
-      if (left <= 0 && !template) continue;
+      // lives on while it controls connections, with its timer restarted, and so does an FTP
+      // control connection while its data connections live.
+      if (left <= 0 && !template && this.view.getUint32(this.linkBase + i * ABI.LINK_SIZE + ABI.LINK_N_CONTROL, true) === 0) continue;
       out.push({
         ...this.readTuple(proto, c + ABI.CONN_CADDR),
         // ipvsadm shows a template as a connection in state NONE (UDP: UDP) with client port 0.
@@ -419,6 +445,8 @@ export class DataPlane {
     PASS_REASONS.forEach((name, code) => { if (name) passes[name] = c(ABI.COUNTER_PASS_BASE + code); });
     const locals = {} as Record<LocalReason, number>;
     LOCAL_REASONS.forEach((name, code) => { if (name) locals[name] = c(ABI.COUNTER_LOCAL_BASE + code); });
+    const ftp = {} as Record<FtpCounter, number>;
+    FTP_COUNTERS.forEach((name, code) => { if (name) ftp[name] = c(ABI.COUNTER_FTP_BASE + code); });
     return {
       packets: c(ABI.COUNTER_FORWARD_IN) + c(ABI.COUNTER_FORWARD_OUT) + c(ABI.COUNTER_PASS) + c(ABI.COUNTER_DROP) + c(ABI.COUNTER_LOCAL),
       forwardIn: c(ABI.COUNTER_FORWARD_IN),
@@ -434,13 +462,15 @@ export class DataPlane {
       drops,
       passes,
       locals,
+      ftp,
     };
   }
 
   /** Bytes of linear memory in use, and of it the connection table. */
   memoryUsage(): { total: number; connTable: number; perConnection: number } {
     const indexSlots = this.view.getUint32(this.ctrl + ABI.CTRL_INDEX_SIZE, true);
-    const connTable = this.connCapacity * (ABI.CONN_SIZE + ABI.LINK_SIZE) + indexSlots * 4;
+    const app = this.view.getUint32(this.ctrl + ABI.CTRL_APP_BASE, true) !== 0 ? ABI.APP_SIZE : 0;
+    const connTable = this.connCapacity * (ABI.CONN_SIZE + ABI.LINK_SIZE + app) + indexSlots * 4;
     return { total: this.memory.buffer.byteLength, connTable, perConnection: connTable / this.connCapacity };
   }
 }

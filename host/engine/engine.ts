@@ -23,7 +23,7 @@ import type {
 import type { WasmMemory } from './wasm-types.js';
 
 export type {
-  ConnEvent, ConnInfo, ConnTuple, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, PacketResult, Reason,
+  ConnEvent, ConnInfo, ConnTuple, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, FtpEvent, PacketResult, Reason,
   ServiceInfo, ServiceKey, Timeouts, Verdict,
 } from './types.js';
 export type { WasmMemory } from './wasm-types.js';
@@ -38,8 +38,20 @@ const DEFAULTS = {
   expireBudget: 4096,
 };
 
+/** The FTP helper's ports (ip_vs_ftp `ports`): integers 1..65535, each once. */
+export function checkFtpPorts(ports: unknown): number[] {
+  if (!Array.isArray(ports)) throw new WasmvsError('WASMVS_BAD_OPTION', `ftpPorts must be an array of ports, got ${typeof ports}`);
+  const seen = new Set<number>();
+  for (const p of ports) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) throw new WasmvsError('WASMVS_BAD_OPTION', `ftpPorts: ${String(p)} is not a port (1..65535)`);
+    if (seen.has(p)) throw new WasmvsError('WASMVS_BAD_OPTION', `ftpPorts: port ${p} is listed twice`);
+    seen.add(p);
+  }
+  return [...seen];
+}
+
 /** Options with defaults applied, each checked; throws WASMVS_BAD_OPTION naming the problem. */
-function checkOptions(options: EngineOptions): typeof DEFAULTS {
+function checkOptions(options: EngineOptions): typeof DEFAULTS & { ftpPorts: number[] } {
   const o = { ...DEFAULTS, ...options };
   checkInt(o.connCapacity, 1, ABI.MAX_CONN_CAPACITY, 'connCapacity', 'WASMVS_BAD_OPTION');
   checkInt(o.slotCount, 1, 1 << 20, 'slotCount', 'WASMVS_BAD_OPTION');
@@ -50,7 +62,7 @@ function checkOptions(options: EngineOptions): typeof DEFAULTS {
   checkInt(o.eventCapacity, 1, 1 << 24, 'eventCapacity', 'WASMVS_BAD_OPTION');
   if ((o.eventCapacity & (o.eventCapacity - 1)) !== 0) throw new WasmvsError('WASMVS_BAD_OPTION', `eventCapacity must be a power of two, got ${o.eventCapacity}`);
   checkInt(o.expireBudget, 1, 2 ** 31, 'expireBudget', 'WASMVS_BAD_OPTION');
-  return o;
+  return { ...o, ftpPorts: checkFtpPorts(options.ftpPorts ?? [21]) };
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -59,6 +71,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   readonly slotCount: number;
   readonly slotSize: number;
   readonly connCapacity: number;
+  /** The virtual TCP ports the FTP helper binds to (EngineOptions.ftpPorts). */
+  readonly ftpPorts: readonly number[];
   private readonly dp: DataPlane;
   private readonly config: Configuration;
   private readonly clock = new Clock();
@@ -69,7 +83,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     super();
     const o = checkOptions(options);
     const timeouts = checkTimeouts(options.timeouts ?? {});
-    this.dp = new DataPlane(o, options.debug ?? false, (s, sa, sp, da, dp) => this.config.schedule(s, sa, sp, da, dp));
+    this.dp = new DataPlane({ ...o, ftp: o.ftpPorts.length > 0 }, options.debug ?? false, (s, sa, sp, da, dp) => this.config.schedule(s, sa, sp, da, dp));
+    this.dp.setFtpPorts(o.ftpPorts);
+    this.ftpPorts = o.ftpPorts;
     this.config = new Configuration(this.dp, o.maxServices, o.maxDests, {
       now: () => this.clock.now,
       beforeDestReset: () => this.stats.sync(),
@@ -154,7 +170,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** The drop, pass or local reason of slot `i`, if any. */
   reason(i: number): Reason | undefined { return this.dp.reason(i); }
 
-  /** Bytes in slot `i` (unchanged by NAT, which never resizes a packet). */
+  /**
+   * Bytes in slot `i` after process(): as written, except for an FTP control connection's
+   * 227 reply that the helper rewrote to a longer or shorter one.
+   */
   slotLength(i: number): number { return this.dp.slotLength(i); }
 
   /**
@@ -179,7 +198,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.dp.expire(t, this.expireBudget);
     this.dp.processScratch(t);
     this.finish();
-    const { reason, ...result } = this.dp.scratchResult(packet.length);
+    const { reason, ...result } = this.dp.scratchResult();
     return { verdict: result.verdict, ...(reason ? { reason } : {}), packet: result.packet, newConnection: result.newConnection, reply: result.reply };
   }
 

@@ -2,7 +2,7 @@
 // and the events. host/engine/engine.ts re-exports every one of them.
 import type { Protocol } from '../addr.js';
 import type { WasmvsError } from '../errors.js';
-import type { DropReason, LocalReason, PassReason } from './abi.js';
+import type { DropReason, FtpCounter, LocalReason, PassReason } from './abi.js';
 import type { ServiceConfig } from './spec.js';
 
 export interface Timeouts {
@@ -37,6 +37,13 @@ export interface EngineOptions {
    * (a SYN is scheduled afresh). Off: the connections run on until they time out.
    */
   expireNodestConn?: boolean;
+  /**
+   * Virtual TCP ports the FTP helper binds to, as ip_vs_ftp's `ports` (default [21]): a
+   * connection to one of them is an FTP control connection whose PORT/EPRT commands and
+   * 227/229 replies open its data connections, and whose 227 replies carry the VIP's address.
+   * Empty: no helper, and 16 bytes less per connection record.
+   */
+  ftpPorts?: readonly number[];
   /** Use the debug WASM build (bounds assertions, slower). */
   debug?: boolean;
 }
@@ -131,6 +138,19 @@ export interface EngineEvents {
    * dropped and counted as scheduler-error; the rest of the batch was processed.
    */
   'error': (err: WasmvsError) => void;
+  /**
+   * The FTP helper met something it did not translate (a command or reply cut by a segment's
+   * end, a 227 with no room to grow, no record or a clashing tuple for a data connection, an
+   * unparsable 227/229), on the control connection `e` names. Counted in counters().ftp too.
+   */
+  'ftp': (e: FtpEvent) => void;
+}
+
+/** What the FTP helper reports: the control connection and what it met. */
+export interface FtpEvent extends ConnTuple {
+  what: FtpCounter;
+  /** Engine time, ms modulo 2^32. */
+  time: number;
 }
 
 export interface Counters {
@@ -149,4 +169,6 @@ export interface Counters {
   drops: Record<DropReason, number>;
   passes: Record<PassReason, number>;
   locals: Record<LocalReason, number>;
+  /** What the FTP helper did and met (data connections opened, 227s rewritten, ...). */
+  ftp: Record<FtpCounter, number>;
 }

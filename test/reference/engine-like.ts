@@ -9,6 +9,8 @@ export interface EngineLikeOptions {
   connCapacity?: number;
   timeouts?: Partial<Timeouts>;
   expireNodestConn?: boolean;
+  /** The FTP helper's ports (default [21]), as EngineOptions.ftpPorts. */
+  ftpPorts?: readonly number[];
 }
 
 export interface EngineLike {

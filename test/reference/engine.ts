@@ -21,10 +21,12 @@ import { parseRules, type DestConfig, type DestSpec, type ServiceConfig, type Se
 import { createScheduler, DEFAULT_SCHEDULER, checkScheduler, type SchedDest, type Scheduler } from '../../host/schedulers/index.js';
 import type { EngineLike, EngineLikeOptions } from './engine-like.js';
 import { ExpiryQueue } from './expiry.js';
+import { ftpPacket, type FtpState, newFtpState } from './ftp.js';
+import { FTP_COUNTERS, type FtpCounter } from '../../host/engine/abi.js';
 import {
   DEFAULT_TIMEOUTS_MS, DROP_REASONS, drop, type Early, ICMP_CHECKSUM, ICMP_HEADER_LEN, icmpCheck, IP_CHECKSUM,
   IP_DADDR, IP_SADDR, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipv4Check, l4Check, local, LOCAL_REASONS, pass, PASS_REASONS, readIp,
-  replace32, replace32And16, S_CLOSE, S_ESTABLISHED, S_NONE, S_TIME_WAIT, sum16, fold, TCP_ACK, TCP_CHECKSUM,
+  replace32, replace32And16, S_CLOSE, S_ESTABLISHED, S_LISTEN, S_NONE, S_TIME_WAIT, sum16, fold, TCP_ACK, TCP_CHECKSUM,
   TCP_FIN, TCP_FLAGS, TCP_RST, TCP_STATE_NAMES, TCP_SYN, tcpNextState, TIMEOUT_UDP, UDP_CHECKSUM, type Ip,
 } from './wire.js';
 
@@ -95,6 +97,12 @@ export interface Conn {
   nControl: number;
   /** A template's own timeout in ms, as IPVS's cp->timeout (0 for a connection). */
   timeout: number;
+  /** An FTP control connection's helper state (assembly/ftp.ts). */
+  ftp?: FtpState;
+  /** A passive FTP data connection whose client port is not known yet (indexed with 0). */
+  noCport?: boolean;
+  /** Released while it still controlled data connections: freed with the last of them. */
+  zombie?: boolean;
 }
 
 const key = (proto: number, saddr: number, sport: number, daddr: number, dport: number) =>
@@ -123,6 +131,9 @@ export class ReferenceEngine implements EngineLike {
   private readonly drops = new Map<string, number>();
   private readonly passes = new Map<string, number>();
   private readonly locals = new Map<string, number>();
+  private readonly ftpPorts: Set<number>;
+  private readonly ftpCounts = new Map<FtpCounter, number>();
+  private noCportConns = 0;
   /** The data plane's wheel hand: expiry has run up to here. */
   private hand: number | undefined;
   private lastNow = 0;
@@ -130,6 +141,7 @@ export class ReferenceEngine implements EngineLike {
 
   constructor(options: EngineLikeOptions = {}) {
     this.connCapacity = options.connCapacity ?? 1 << 20;
+    this.ftpPorts = new Set(options.ftpPorts ?? [21]);
     this.setTimeouts(options.timeouts ?? {});
     this.setExpireNodestConn(options.expireNodestConn ?? false);
   }
@@ -310,11 +322,11 @@ export class ReferenceEngine implements EngineLike {
     const out: Outcome = { verdict: 'drop', newConnection: false, reply: false };
     const early = this.validate(bytes, l3Offset);
     if (early) this.finish(out, early);
-    else this.handle(bytes, new DataView(bytes.buffer), readIp(new DataView(bytes.buffer), l3Offset), t, out);
+    else this.handle(bytes, new DataView(bytes.buffer), readIp(new DataView(bytes.buffer), l3Offset), t, out, l3Offset);
     return {
       verdict: out.verdict,
       ...(out.reason ? { reason: out.reason } : {}),
-      packet: bytes,
+      packet: out.packet ?? bytes,
       newConnection: out.newConnection,
       reply: out.reply,
     } as PacketResult;
@@ -350,17 +362,18 @@ export class ReferenceEngine implements EngineLike {
   }
 
   /** handle: look up the connection and forward, or open one, or refuse. */
-  private handle(bytes: Uint8Array, v: DataView, ip: Ip, now: number, out: Outcome): void {
+  private handle(bytes: Uint8Array, v: DataView, ip: Ip, now: number, out: Outcome, l3: number): void {
     if (ip.protocol === IPPROTO_ICMP) return this.translateIcmp(bytes, v, ip, now, out);
     const l4 = ip.l3 + ip.hlen;
     const isTcp = ip.protocol === IPPROTO_TCP;
     const sport = v.getUint16(l4);
     const dport = v.getUint16(l4 + 2);
     const flags = isTcp ? v.getUint8(l4 + TCP_FLAGS) : 0;
-    const found = this.flows.get(key(ip.protocol, ip.saddr, sport, ip.daddr, dport));
+    let found = this.flows.get(key(ip.protocol, ip.saddr, sport, ip.daddr, dport));
+    if (!found && isTcp && this.noCportConns > 0) found = this.fillCport(ip.saddr, sport, ip.daddr, dport);
     if (found) {
       const c = found.conn;
-      if (now - c.expires >= 0) {
+      if (now - c.expires >= 0 && c.nControl === 0) {
         this.release(c, 'expired'); // due, not yet reached by expiry: gone for this packet
       } else if (!found.reply && this.expireNodestConn && !c.dest.available) {
         // expire_nodest_conn (ip_vs_in): the server was deleted; an opening SYN is scheduled afresh.
@@ -369,7 +382,7 @@ export class ReferenceEngine implements EngineLike {
       } else if (isTcp && !found.reply && isOpeningSyn(flags) && (c.state === S_TIME_WAIT || c.state === S_CLOSE)) {
         this.release(c, 'reused'); // conn_reuse_mode=1
       } else {
-        return this.forward(c, found.reply, bytes, v, ip, flags, now, out);
+        return this.forward(c, found.reply, bytes, v, ip, flags, now, out, l3);
       }
     }
     const svc = this.serviceFind(ip.protocol, ip.daddr, dport);
@@ -379,7 +392,7 @@ export class ReferenceEngine implements EngineLike {
   }
 
   /** forward: NAT rewrite, accounting, TCP state and timer. */
-  private forward(c: Conn, reply: boolean, bytes: Uint8Array, v: DataView, ip: Ip, flags: number, now: number, out: Outcome): void {
+  private forward(c: Conn, reply: boolean, bytes: Uint8Array, v: DataView, ip: Ip, flags: number, now: number, out: Outcome, l3: number): void {
     const l4 = ip.l3 + ip.hlen;
     const isTcp = ip.protocol === IPPROTO_TCP;
     if (reply) {
@@ -389,6 +402,7 @@ export class ReferenceEngine implements EngineLike {
       rewrite(v, ip.l3, l4, isTcp, true, c.vaddr, c.daddr, c.vport, c.dport);
       this.accountRequest(c.dest, ip.total);
     }
+    if (c.ftp) out.packet = this.ftpHelper(c, reply, bytes, l3, now);
     if (isTcp) this.setState(c, tcpNextState(c.state, flags, reply));
     this.timerSet(c, now + this.timeouts[isTcp ? c.state : TIMEOUT_UDP]);
     out.verdict = 'forward';
@@ -473,7 +487,9 @@ export class ReferenceEngine implements EngineLike {
     dest.conns++;
     this.count.connsCreated++;
     out.newConnection = true;
-    this.forward(c, false, bytes, v, ip, flags, now, out);
+    // The FTP helper binds by the connection's virtual port (ip_vs_bind_app).
+    if (proto === IPPROTO_TCP && this.ftpPorts.has(dport)) c.ftp = newFtpState();
+    this.forward(c, false, bytes, v, ip, flags, now, out, ip.l3);
     // One-packet scheduling (-o, UDP): the connection lives for this datagram only.
     if (proto === IPPROTO_UDP && svc.spec.onePacket) this.release(c, 'expired');
   }
@@ -482,19 +498,90 @@ export class ReferenceEngine implements EngineLike {
   private release(c: Conn, why: 'expired' | 'reused'): void {
     if (c.template) return this.templateRelease(c);
     this.unhash(c);
+    if (c.noCport) { c.noCport = false; this.noCportConns--; }
     c.freed = true;
-    this.records--;
     if (c.inactive) c.dest.inactConns--;
     else c.dest.activeConns--;
     updateOverload(c.dest, false);
     if (why === 'reused') this.count.connsReused++;
     else this.count.connsExpired++;
-    const t = c.control;
-    if (t) {
-      // templateDetach: a template already out of the Map goes with its last connection.
-      t.nControl--;
+    // Still controls FTP data connections: its record goes with the last of them.
+    if (c.nControl > 0) { c.zombie = true; return; }
+    this.records--;
+    if (c.control) this.controlDetach(c.control);
+  }
+
+  /** controlDetach: a template already out of the Map, or a zombie, goes with its last one. */
+  private controlDetach(t: Conn): void {
+    t.nControl--;
+    if (t.template) {
       if (t.nControl === 0 && !t.hashed) this.templateRelease(t);
+    } else if (t.nControl === 0 && t.zombie) {
+      t.zombie = false;
+      this.records--;
+      if (t.control) this.controlDetach(t.control);
     }
+  }
+
+  // ---- the FTP helper (assembly/ftp.ts; the parsing is ./ftp.ts) -------------------------------
+
+  private ftpHelper(c: Conn, reply: boolean, bytes: Uint8Array, l3: number, now: number): Uint8Array {
+    return ftpPacket({
+      dataConn: (caddr, cport, vport, daddr, dport, passive) => this.dataConn(c, caddr, cport, vport, daddr, dport, passive, now),
+      note: (what) => { this.ftpCounts.set(what, (this.ftpCounts.get(what) ?? 0) + 1); },
+    }, { caddr: c.caddr, vaddr: c.vaddr, daddr: c.daddr, vport: c.vport, dport: c.dport, established: c.state === S_ESTABLISHED },
+    c.ftp!, reply, bytes, l3, SLOT_SIZE - l3);
+  }
+
+  /** dataConn: a data connection controlled by `ctrl`, state LISTEN; an existing one is kept. */
+  private dataConn(ctrl: Conn, caddr: number, cport: number, vport: number, daddr: number, dport: number, passive: boolean, now: number): void {
+    const note = (what: FtpCounter) => this.ftpCounts.set(what, (this.ftpCounts.get(what) ?? 0) + 1);
+    if (this.connCapacity - this.records < 1) return void note('table-full');
+    const seen = this.flows.get(key(IPPROTO_TCP, caddr, cport, ctrl.vaddr, vport));
+    if (seen) {
+      if (seen.conn.expires - now > 0) return void (seen.reply ? note('clash') : undefined);
+      this.release(seen.conn, 'expired');
+    }
+    const clash = this.flows.get(key(IPPROTO_TCP, daddr, dport, caddr, cport));
+    if (clash) {
+      if (clash.conn.expires - now > 0) return void note('clash');
+      this.release(clash.conn, 'expired');
+    }
+    const c: Conn = {
+      template: false, proto: IPPROTO_TCP, caddr, cport, vaddr: ctrl.vaddr, vport, daddr, dport, state: S_LISTEN,
+      inactive: true, dest: ctrl.dest, expires: now, armed: undefined, hashed: true, freed: false, control: ctrl,
+      nControl: 0, timeout: 0, ...(passive ? { noCport: true } : {}),
+    };
+    this.hashConn(c);
+    ctrl.nControl++;
+    if (passive) this.noCportConns++;
+    this.records++;
+    c.dest.inactConns++;
+    updateOverload(c.dest, true);
+    this.count.connsCreated++;
+    this.timerSet(c, now + this.timeouts[S_LISTEN]);
+    note(passive ? 'passive' : 'active');
+  }
+
+  private hashConn(c: Conn): void {
+    c.hashed = true;
+    this.flows.set(key(c.proto, c.caddr, c.cport, c.vaddr, c.vport), { conn: c, reply: false });
+    const replyKey = key(c.proto, c.daddr, c.dport, c.caddr, c.cport);
+    if (!this.flows.has(replyKey)) this.flows.set(replyKey, { conn: c, reply: true });
+    this.liveConns++;
+  }
+
+  /** ftpFillCport: the first packet of a passive data connection gives it its client port. */
+  private fillCport(saddr: number, sport: number, daddr: number, dport: number): { conn: Conn; reply: boolean } | undefined {
+    const f = this.flows.get(key(IPPROTO_TCP, saddr, 0, daddr, dport));
+    if (!f || f.reply || !f.conn.noCport) return undefined;
+    const c = f.conn;
+    this.unhash(c);
+    c.cport = sport;
+    c.noCport = false;
+    this.noCportConns--;
+    this.hashConn(c);
+    return { conn: c, reply: false };
   }
 
   private unhash(c: Conn): void {
@@ -617,7 +704,8 @@ export class ReferenceEngine implements EngineLike {
       for (const c of due) {
         if (c.expires !== tick) { this.timerSet(c, c.expires); continue; }
         if (c.freed) continue; // a template that went with its last connection
-        if (!c.template) this.release(c, 'expired');
+        if (!c.template && c.nControl !== 0) this.timerSet(c, now + this.timeouts[c.proto === IPPROTO_TCP ? c.state : TIMEOUT_UDP]);
+        else if (!c.template) this.release(c, 'expired');
         else if (c.nControl !== 0) this.timerSet(c, c.expires + c.timeout);
         else this.templateRelease(c);
       }
@@ -648,7 +736,8 @@ export class ReferenceEngine implements EngineLike {
     for (const { conn: c, reply } of this.flows.values()) {
       if (reply) continue;
       const left = c.expires - t;
-      if (left > 0) out.push(info(c, c.proto === IPPROTO_UDP ? 'UDP' : TCP_STATE_NAMES[c.state], left));
+      // An FTP control connection past its time lives on while its data connections do.
+      if (left > 0 || c.nControl > 0) out.push(info(c, c.proto === IPPROTO_UDP ? 'UDP' : TCP_STATE_NAMES[c.state], left));
     }
     // ipvsadm shows a template as a connection in state NONE (UDP: UDP) with client port 0.
     for (const c of this.templates.values()) out.push({ ...info(c, c.proto === IPPROTO_UDP ? 'UDP' : 'NONE', c.expires - t), template: true });
@@ -673,6 +762,7 @@ export class ReferenceEngine implements EngineLike {
       drops,
       passes,
       locals,
+      ftp: Object.fromEntries(FTP_COUNTERS.filter((n): n is FtpCounter => n !== '').map((n) => [n, this.ftpCounts.get(n) ?? 0])) as Counters['ftp'],
     };
   }
 
@@ -689,6 +779,8 @@ export class ReferenceEngine implements EngineLike {
 }
 
 interface Outcome {
+  /** The packet when the FTP helper resized it (new bytes). */
+  packet?: Uint8Array;
   verdict: PacketResult['verdict'];
   reason?: PacketResult['reason'];
   newConnection: boolean;

@@ -153,6 +153,7 @@ export const S_ESTABLISHED = 1;
 export const S_FIN_WAIT = 4;
 export const S_TIME_WAIT = 5;
 export const S_CLOSE = 6;
+export const S_LISTEN = 9;
 
 // State numbers as TCP_STATE_NAMES (sNO 0 and sSA 10 only head columns).
 const [sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
