@@ -48,10 +48,19 @@ if (!isRoot()) {
 } else {
   let tb: Testbed | undefined;
   let gw: TestbedGateway | undefined;
+  // uvu does not fail the tests of a suite whose before() threw: keep the error, fail each.
+  let setupError: unknown;
   test.before(async () => {
-    tb = await Testbed.create({ servers: 2 });
-    await startRealServers(tb, { httpPorts: [80], udpPorts: [] });
-    gw = await startGateway(tb, { rules: RULES });
+    try {
+      tb = await Testbed.create({ servers: 2 });
+      await startRealServers(tb, { httpPorts: [80], udpPorts: [] });
+      gw = await startGateway(tb, { rules: RULES });
+    } catch (err) {
+      setupError = err;
+    }
+  });
+  test.before.each(() => {
+    if (setupError) throw setupError;
   });
   test.after(async () => {
     try {
