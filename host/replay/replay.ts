@@ -131,7 +131,9 @@ export function replay(options: ReplayOptions): ReplayResult {
       }
       const verdict = engine.verdict(slot);
       if (verdict === 'forward' || verdict === 'pass') {
-        writer.add({ tsSec: r.tsSec, tsFrac: r.tsFrac, origLen: r.origLen, data: engine.slot(slot).subarray(0, r.data.length) });
+        // The FTP helper may have resized a 227 reply: the slot's length says how long it is now.
+        const len = engine.slotLength(slot);
+        writer.add({ tsSec: r.tsSec, tsFrac: r.tsFrac, origLen: r.origLen + len - r.data.length, data: engine.slot(slot).subarray(0, len) });
       } else if (verdict === 'local' && responder && replyWriter) {
         const l3 = ipv4Offset(header.linkType, r.data);
         const n = responder.answer(engine.slot(slot).subarray(l3, r.data.length), answer, batchTime);
