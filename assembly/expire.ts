@@ -15,7 +15,8 @@ import { timerSet, wheelRun } from './timer';
 let expireNow: u32 = 0;
 
 /**
- * The wheel reached a due record. Templates go after the connections due in the same tick
+ * The wheel reached a due record. Templates (and FTP control connections with data
+ * connections) go after the connections due in the same tick
  * (they ask to be deferred): a template whose last connection ends as it falls due goes too,
  * as when the kernel's timers, added later first, fire in turn.
  */
@@ -25,7 +26,9 @@ function expireOne(idx: u32, tick: u32, late: bool): bool {
     templateExpire(idx, tick);
   } else if (load<u32>(linkAddr(idx) + LINK_N_CONTROL) != 0) {
     // An FTP control connection lives while its data connections do (ip_vs_conn_expire:
-    // n_control, expire_later): another period of its state's timeout.
+    // n_control, expire_later): another period of its state's timeout. Like a template it
+    // goes after the connections due in the same tick, so that it goes with its last one.
+    if (!late) return true;
     const c = connAddr(idx);
     timerSet(idx, expireNow + timeoutMs(timeoutSlot(load<u8>(c + CONN_PROTO) == IPPROTO_UDP, load<u8>(c + CONN_STATE))));
   } else {

@@ -15,7 +15,7 @@
 // `budget` records per call, so a million connections created in the same millisecond
 // expire over several batches instead of stopping the engine.
 import {
-  CONN_EXPIRES, CONN_F_TIMER, CONN_FLAGS, CONN_TTICK, LINK_NEXT, LINK_PREV,
+  CONN_EXPIRES, CONN_F_TEMPLATE, CONN_F_TIMER, CONN_FLAGS, CONN_TTICK, LINK_NEXT, LINK_PREV,
   CTRL_WHEEL_STARTED, CTRL_WHEEL_TICK, WHEEL_SIZE,
 } from './layout';
 import { connAddr, linkAddr } from './conn';
@@ -137,7 +137,10 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, 
     // Records are taken off the bucket's head one at a time, each properly unlinked, so that
     // whatever a release does to the others (a template going with its last connection) it
     // does to well-formed lists. Records held back meanwhile are in no list, timer flag clear:
-    let deferred: u32 = 0; //  due, asked to go after the rest of this tick's (templates)
+    // due, asked to go after the rest of this tick's: FTP control connections (before their
+    // own templates), then templates; each after the connections they control.
+    let deferred: u32 = 0;
+    let deferredTemplates: u32 = 0;
     let postponed: u32 = 0; // not due, their expiry falls in this same bucket a turn later
     while (true) {
       const head = load<u32>(bucket);
@@ -146,6 +149,7 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, 
         relinkPostponed(postponed);
         store<u32>(CTRL + CTRL_WHEEL_TICK, hand);
         runDeferred(deferred, tick, onExpire);
+        runDeferred(deferredTemplates, tick, onExpire);
         return 1;
       }
       budget--;
@@ -157,8 +161,13 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, 
       // separate kernel timers would (a template must see its connections still alive).
       if (timeDiff(expires, tick) <= 0) {
         if (onExpire(idx, tick, false)) {
-          store<u32>(linkAddr(idx) + LINK_NEXT, deferred);
-          deferred = idx + 1;
+          if (load<u16>(connAddr(idx) + CONN_FLAGS) & CONN_F_TEMPLATE) {
+            store<u32>(linkAddr(idx) + LINK_NEXT, deferredTemplates);
+            deferredTemplates = idx + 1;
+          } else {
+            store<u32>(linkAddr(idx) + LINK_NEXT, deferred);
+            deferred = idx + 1;
+          }
         }
       } else if ((expires & WHEEL_MASK) == (tick & WHEEL_MASK)) {
         store<u32>(linkAddr(idx) + LINK_NEXT, postponed);
@@ -172,6 +181,7 @@ export function wheelRun(now: u32, budget: u32, onExpire: (idx: u32, tick: u32, 
     store<u32>(CTRL + CTRL_WHEEL_TICK, tick);
     relinkPostponed(postponed);
     runDeferred(deferred, tick, onExpire);
+    runDeferred(deferredTemplates, tick, onExpire);
     hand = tick;
   }
   store<u32>(CTRL + CTRL_WHEEL_TICK, hand);

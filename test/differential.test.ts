@@ -108,6 +108,10 @@ test('the generator covers the mix it promises (seen through the WASM engine\'s 
   e.on('conn-state', (ev) => transitions.add(`${ev.oldState}>${ev.state}`));
   const { steps, results } = drive(11, 6000, e);
   const c = e.counters();
+  // The FTP helper's every outcome, so that the differential runs compare it too.
+  for (const what of ['passive', 'active', 'rewritten', 'retransmit', 'split-command', 'split-reply', 'bad-reply'] as const) {
+    assert.ok(c.ftp[what] > 0, `FTP helper: ${what} never seen (${JSON.stringify(c.ftp)})`);
+  }
   for (const reason of ['table-full', 'no-conn', 'no-dest', 'fragment', 'bad-ip-checksum', 'truncated', 'icmp-no-conn', 'bad-tcp-doff'] as const) {
     assert.ok(c.drops[reason] > 0, `drop reason ${reason} never seen`);
   }

@@ -268,6 +268,24 @@ test('the control connection lives while its data connection does (n_control), t
   }
 });
 
+test('found by the fuzz: a control connection and its data connection due in the same millisecond go together (the controller after)', () => {
+  for (const [name, make] of ENGINES) {
+    const e = make();
+    e.restore(RULES);
+    e.setTimeouts({ tcp: 120 });
+    const packets = ftpConversation({ ...ENDS, steps: [BANNER], close: false });
+    packets.forEach((p, i) => e.processPacket(p.received, T0 + i));
+    const t = T0 + packets.length;
+    // PORT as the last packet: the control connection (ESTABLISHED, 120 s) and the data
+    // connection (LISTEN, 120 s) fall due at the same millisecond.
+    e.processPacket(ftpConversation({ ...ENDS, steps: [BANNER, { from: 'client', text: 'PORT 198,18,7,7,197,197\r\n' }], close: false }).at(-1)!.received, t);
+    assert.is(e.connections(t).length, 2, name);
+    e.expire(t + 200_000);
+    assert.equal(e.connections(t + 200_000), [], name);
+    assert.is(e.counters().liveConns, 0, name);
+  }
+});
+
 test('a control connection released while its data connection lives (a new SYN on its tuple): the data connection runs on; records come back', () => {
   for (const [name, make] of ENGINES) {
     const e = make();

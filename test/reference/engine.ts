@@ -698,7 +698,10 @@ export class ReferenceEngine implements EngineLike {
         if (item.expires - now <= 0) due.push(item);
         else this.timerSet(item, item.expires);
       }
-      due.sort((a, b) => a.expires - b.expires || Number(a.template) - Number(b.template));
+      // At equal times: connections, then FTP control connections that control some, then
+      // templates (each goes with the last of the connections it controls).
+      const rank = (c: Conn) => (c.template ? 2 : c.nControl > 0 ? 1 : 0);
+      due.sort((a, b) => a.expires - b.expires || rank(a) - rank(b));
       // One tick at a time: a template re-armed within the gap must be seen in its turn.
       const tick = due.length > 0 ? due[0].expires : undefined;
       for (const c of due) {

@@ -106,7 +106,9 @@ function model(): ServiceModel[] {
   ];
 }
 
-type Phase = 'syn' | 'synack' | 'ack' | 'est' | 'finC' | 'finS' | 'lastAckC' | 'lastAckS';
+type Phase = 'syn' | 'synack' | 'ack' | 'est' | 'finC' | 'finS' | 'lastAckC' | 'lastAckS'
+  // An active FTP data connection: the server opens it.
+  | 'activeSyn' | 'activeSynAck' | 'activeAck';
 
 interface Flow {
   proto: 'tcp' | 'udp';
@@ -119,6 +121,11 @@ interface Flow {
   phase: Phase;
   cseq: number;
   sseq: number;
+  /** An FTP control flow: how much longer the engine made the server's stream (227 rewrites),
+   * so that the client acknowledges in its own sequence space, as a real one would. */
+  shift?: number;
+  /** Its last server segment, for a retransmission. */
+  lastServer?: Uint8Array;
 }
 
 export interface TrafficOptions {
@@ -175,8 +182,8 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
   // and an Ethernet frame adds at most 18): payloads up to 1960 bytes behind 40 bytes of headers.
   const payload = () => randBytes(rand, chance(0.04) ? randInt(rand, 1460, 1960) : pick([0, 0, 1, 7, 100, 536, 1400]));
 
-  function clientTcp(f: Flow, flags: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
-    const p = tcpPacket({ src: f.caddr, dst: VIP, sport: f.cport, dport: f.vport, flags, seq: f.cseq >>> 0, ack: f.sseq >>> 0, payload: data, df: chance(0.5), id: randInt(rand, 0, 0xffff) });
+  function clientTcp(f: Flow, flags: string, data: Uint8Array = new Uint8Array(0), sack?: Uint8Array): Uint8Array {
+    const p = tcpPacket({ src: f.caddr, dst: VIP, sport: f.cport, dport: f.vport, flags, seq: f.cseq >>> 0, ack: (f.sseq + (f.shift ?? 0)) >>> 0, payload: data, df: chance(0.5), id: randInt(rand, 0, 0xffff), ...(sack ? { tcpOptions: sack } : {}) });
     f.cseq = (f.cseq + data.length + (flags.includes('S') || flags.includes('F') ? 1 : 0)) >>> 0;
     return p;
   }
@@ -222,7 +229,7 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
   }
 
   function openTcp(): Flow {
-    const svc = o.persistence === false ? pick([80, 80, 80, 21, 8080, 8443]) : pick([80, 80, 80, 443, 443, 21, 8080, 8443]);
+    const svc = o.persistence === false ? pick([80, 80, 80, 21, 21, 8080, 8443]) : pick([80, 80, 80, 443, 443, 21, 21, 8080, 8443]);
     let caddr = pick(clients);
     let cport = newPort();
     let vport = svc;
@@ -266,7 +273,20 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
         yield* clientPacket(f, clientTcp(f, 'A'), `${id} ACK`);
         f.phase = 'est';
         return;
+      case 'activeSyn':
+        yield* packet(serverTcp(f, 'S'), `${id} active FTP data SYN from ${f.daddr}:${f.dport}`);
+        f.phase = 'activeSynAck';
+        return;
+      case 'activeSynAck':
+        yield* clientPacket(f, clientTcp(f, 'SA'), `${id} active FTP data SYN-ACK`);
+        f.phase = 'activeAck';
+        return;
+      case 'activeAck':
+        yield* packet(serverTcp(f, 'A'), `${id} active FTP data ACK`);
+        f.phase = 'est';
+        return;
       case 'est': {
+        if (f.vport === 21 && chance(0.9)) return yield* ftp(f, id);
         const r = rand();
         if (r < 0.35) yield* clientPacket(f, clientTcp(f, 'PA', payload()), `${id} client data`);
         else if (r < 0.7 && server) yield* packet(serverTcp(f, 'PA', payload()), `${id} server data`);
@@ -309,6 +329,71 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
       yield* packet(p, `${id} response from ${f.daddr}:${f.dport}`);
     }
     if (chance(0.08)) close(f);
+  }
+
+  /**
+   * An FTP control flow's step: commands (PASV, EPSV, EPSV ALL, PORT, EPRT, some in one
+   * segment, some cut in two), replies (227 with and without parentheses, some after another
+   * line, some cut, now and then with another address; 229), retransmissions of the server's
+   * last segment, SACK blocks; the data connections they announce join the flows.
+   */
+  function* ftp(f: Flow, id: string): Generator<Step, void, StepFeedback> {
+    // A few exchanges in a row, as a session runs them, before other flows get a turn.
+    for (let k = randInt(rand, 1, 4); k > 0; k--) yield* ftpOne(f, id);
+  }
+
+  function* ftpOne(f: Flow, id: string): Generator<Step, void, StepFeedback> {
+    const enc = (t: string) => new TextEncoder().encode(t);
+    const port = randInt(rand, 1024, 65535);
+    const server = f.daddr !== undefined;
+    const r = rand();
+    const serverSends = function* (text: string, note: string): Generator<Step, void, StepFeedback> {
+      const cut = chance(0.1) ? randInt(rand, 1, text.length - 1) : text.length;
+      for (const part of cut < text.length ? [text.slice(0, cut), text.slice(cut)] : [text]) {
+        const bytes = serverTcp(f, 'PA', enc(part));
+        f.lastServer = bytes;
+        const res = yield* packet(bytes, `${id} ${note}${cut < text.length ? ' (cut)' : ''}`);
+        if (res?.verdict === 'forward' && lastL3 === 0) f.shift = ((f.shift ?? 0) + res.packet.length - bytes.length) | 0;
+      }
+    };
+    if (r < 0.22) {
+      const cmd = pick(['PASV\r\n', 'EPSV\r\n', 'EPSV ALL\r\n', 'pasv\r\n', 'TYPE I\r\nPASV\r\n', 'EPSV 1\r\n', 'PAS', 'PASVX\r\n']);
+      yield* clientPacket(f, clientTcp(f, 'PA', enc(cmd)), `${id} FTP ${JSON.stringify(cmd)}`);
+    } else if (r < 0.4 && server) {
+      const addr = chance(0.9) ? f.daddr! : pick(['172.16.0.2', '10.1.2.3', '172.16.200.200']);
+      const six = `${addr.split('.').join(',')},${port >> 8},${port & 0xff}`;
+      // Mostly right after the client's PASV, as a server answers it.
+      if (chance(0.6)) yield* clientPacket(f, clientTcp(f, 'PA', enc('PASV\r\n')), `${id} FTP "PASV"`);
+      const bad = chance(0.1);
+      const text = `${chance(0.2) ? '200 Switching to Binary mode.\r\n' : ''}227 Entering Passive Mode ${bad ? '(1,2,3)' : chance(0.7) ? `(${six}).` : six}\r\n`;
+      yield* serverSends(text, `FTP 227 for ${addr}:${port}`);
+      if (chance(0.3) && f.lastServer) yield* packet(f.lastServer, `${id} FTP 227 retransmitted`);
+      if (chance(0.6)) flows.push({ proto: 'tcp', caddr: f.caddr, cport: newPort(), vport: port, daddr: addr, dport: port, phase: 'syn', cseq: seq(), sseq: seq() });
+    } else if (r < 0.5 && server) {
+      yield* serverSends(`229 Entering Extended Passive Mode (|||${port}|)\r\n`, `FTP 229 for ${port}`);
+      if (chance(0.6)) flows.push({ proto: 'tcp', caddr: f.caddr, cport: newPort(), vport: port, daddr: f.daddr, dport: port, phase: 'syn', cseq: seq(), sseq: seq() });
+    } else if (r < 0.65) {
+      const cmd = chance(0.6) ? `PORT ${f.caddr.split('.').join(',')},${port >> 8},${port & 0xff}\r\n` : `EPRT |1|${f.caddr}|${port}|\r\n`;
+      const cut = chance(0.1) ? randInt(rand, 1, cmd.length - 1) : cmd.length;
+      for (const part of cut < cmd.length ? [cmd.slice(0, cut), cmd.slice(cut)] : [cmd]) yield* clientPacket(f, clientTcp(f, 'PA', enc(part)), `${id} FTP ${JSON.stringify(part)}`);
+      if (server && cut === cmd.length && chance(0.6)) flows.push({ proto: 'tcp', caddr: f.caddr, cport: port, vport: 20, daddr: f.daddr, dport: f.dport! - 1, phase: 'activeSyn', cseq: seq(), sseq: seq() });
+    } else if (r < 0.75 && f.lastServer) {
+      yield* packet(f.lastServer, `${id} FTP server segment retransmitted`);
+    } else if (r < 0.85) {
+      // SACK blocks around what the server sent (client space), as a client with a hole would.
+      const base = (f.sseq + (f.shift ?? 0)) >>> 0;
+      const blocks: Array<[number, number]> = [[base - randInt(rand, 1, 200), base - randInt(rand, 0, 1)], [base + 10, base + 30]];
+      const n = randInt(rand, 1, 2);
+      const opt = new Uint8Array(4 + 8 * n);
+      opt.set([1, 1, 5, 2 + 8 * n]);
+      const v = new DataView(opt.buffer);
+      for (let i = 0; i < n; i++) { v.setUint32(4 + 8 * i, blocks[i][0] >>> 0); v.setUint32(8 + 8 * i, blocks[i][1] >>> 0); }
+      yield* clientPacket(f, clientTcp(f, 'A', new Uint8Array(0), opt), `${id} FTP client ACK with SACK`);
+    } else if (server) {
+      yield* serverSends(pick(['150 Opening BINARY mode data connection.\r\n', '226 Transfer complete.\r\n', '227 Entering Passive Mode (x)\r\n', '22', '229 (|||0|)\r\n']), 'FTP reply');
+    } else {
+      yield* clientPacket(f, clientTcp(f, 'PA', enc('NOOP\r\n')), `${id} FTP NOOP`);
+    }
   }
 
   /** A TCP packet of a flow with arbitrary flags, from either side: the state table's corners. */
