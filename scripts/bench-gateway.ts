@@ -49,14 +49,18 @@
 //     cost, kernel NAT's conntrack and DNAT or the gateway's TUN round trip and engine);
 //   - for the gateway also its own process time (utime+stime of its process, all threads) per
 //     packet, which includes the forwarding of what it writes (softirq in its write()).
+//   "Where the CPU went" also gives the gateway's user time (the rest of its time is system
+//   time in its TUN calls), the segments per skb the endpoints received (GRO coalescing) and
+//   the mean bytes per TUN packet (super-packet sizes, /proc/net/dev of the director).
 //   "Where the CPU went" is per role (client, director, servers: utime+stime of every process
 //   in the namespace; softirq run in their context included), softirq (machine-wide, already
 //   inside those), other processes, idle, as a percentage of one core (the machine has 2).
 // Each window is the run minus its first second and last half second (start-up and tear-down).
 //
 // Noise. Other work on the machine (other processes' utime+stime, including children they
-// reaped during the window: a test runner's short-lived children land in its cutime) above
-// 15% of a core marks a run noisy; it is repeated up to twice and the least noisy attempt
+// reaped during the window: a test runner's short-lived children land in its cutime; a child
+// reaped in the window brings all its life's CPU, so this errs towards "noisy") above
+// 15% of a core marks a run noisy; it is repeated once and the less noisy attempt
 // kept, still marked noisy if all were. The table shows a run's noise count per target.
 //
 // Install: the Debian packages nginx, wrk, iperf3, nftables, conntrack and ethtool are
@@ -83,7 +87,7 @@ const UNITS: Record<Metric, string> = {
 };
 const NOISE_CORE = 0.15;
 const GATEWAY_TUN = 'wvs0'; // the gateway's default TUN name
-const NOISE_ATTEMPTS = 3;
+const NOISE_ATTEMPTS = 2;
 const WARM_S = 1;
 const TAIL_S = 0.5;
 
@@ -659,7 +663,7 @@ function table(cells: Cell[]): string {
       c.test, c.target, fmt(median(c.runs), unit), `${fmt(Math.min(...c.runs), unit)}..${fmt(Math.max(...c.runs), unit)}`, unit,
       Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '',
       c.test === 'http_keepalive_p99_ms' ? '' : median(c.cpu.map((w) => w.topologyUs)).toFixed(2),
-      c.test === 'http_keepalive_p99_ms' || c.target === 'direct' ? '' : median(c.directorUs).toFixed(2),
+      c.directorUs.length === 0 ? '' : median(c.directorUs).toFixed(2),
       c.test === 'http_keepalive_p99_ms' ? '' : (c.cpu[0]?.gatewayUs === undefined ? '' : median(c.cpu.map((w) => w.gatewayUs ?? NaN)).toFixed(2)),
       c.noisy > 0 ? `${c.noisy}/${c.runs.length}` : '',
     ]);
@@ -670,12 +674,13 @@ function table(cells: Cell[]): string {
 }
 
 function cpuTable(cells: Cell[]): string {
-  const rows = ['| test | target | client | director (gateway user) | servers | softirq (inside those) | others | idle | packets/s | segments/skb at endpoints | TUN bytes/read, /write |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const rows = ['| test | target | client | director (gateway user) | servers | softirq (inside those) | others | idle | packets/s | segments/skb at endpoints | TUN bytes/packet |', '|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const c of cells) {
     if (c.test === 'http_keepalive_p99_ms') continue;
     const m = (k: keyof CpuWindow): string => `${median(c.cpu.map((w) => w[k] as number)).toFixed(0)}%`;
     const gw = c.cpu[0]?.gatewayUser === undefined ? '' : ` (${m('gatewayUser')})`;
-    const tun = c.cpu[0]?.tunReadBytes === undefined ? '' : `${median(c.cpu.map((w) => w.tunReadBytes ?? NaN)).toFixed(0)}, ${median(c.cpu.map((w) => w.tunWriteBytes ?? NaN)).toFixed(0)}`;
+    // Every packet read is written back (or answered), so one mean covers both directions.
+    const tun = c.cpu[0]?.tunReadBytes === undefined ? '' : median(c.cpu.map((w) => w.tunReadBytes ?? NaN)).toFixed(0);
     rows.push(`| ${c.test} | ${c.target} | ${m('client')} | ${m('director')}${gw} | ${m('servers')} | ${m('softirq')} | ${m('others')} | ${m('idle')} | ${fmt(median(c.cpu.map((w) => w.packets / w.seconds)), 'pps')} | ${median(c.cpu.map((w) => w.segmentsPerSkb)).toFixed(1)} | ${tun} |`);
   }
   return rows.join('\n');
