@@ -9,7 +9,7 @@ import {
   CTRL_SLOT_COUNT, CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK,
   CTRL_TIMEOUT_BASE, CTRL_WHEEL_BASE, DESC_SIZE, DEST_SIZE, EVENT_SIZE, MAX_CONN_CAPACITY,
   MAX_DESTS_LIMIT, SVC_SIZE, SVCMAP_ENTRY_SIZE, TIMEOUT_SLOTS, WHEEL_SIZE, APP_SIZE, CTRL_APP_BASE,
-  CTRL_FTP_PORTS, CTRL_NO_CPORT, FTP_PORT_MAP_BYTES,
+  CTRL_FTP_PORTS, CTRL_NO_CPORT, CTRL_RESIZED, FTP_PORT_MAP_BYTES,
 } from './layout';
 import { checksumCompute } from './checksum';
 import { expireDue } from './expire';
@@ -98,6 +98,7 @@ export function init(key0lo: u32, key0hi: u32, key1lo: u32, key1hi: u32): void {
   store<u32>(CTRL + CTRL_BUMP_NEXT, 0);
   memory.fill(CTRL + CTRL_EVENT_WRITE, 0, CTRL_RECORDS_USED + 4 - CTRL_EVENT_WRITE);
   store<u32>(CTRL + CTRL_NO_CPORT, 0);
+  store<u32>(CTRL + CTRL_RESIZED, 0);
   store<u64>(CTRL + CTRL_SIPKEY0, <u64>key0lo | (<u64>key0hi << 32));
   store<u64>(CTRL + CTRL_SIPKEY1, <u64>key1lo | (<u64>key1hi << 32));
   store<u32>(CTRL + CTRL_MAGIC_OFF, CTRL_MAGIC);

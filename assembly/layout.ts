@@ -85,6 +85,8 @@ export const CTRL_SIPKEY1: u32 = 136; //     u64
 export const CTRL_APP_BASE: u32 = 148; //    APP_SIZE bytes per connection record
 export const CTRL_FTP_PORTS: u32 = 152; //   one bit per virtual port the helper binds to (8 KiB)
 export const CTRL_NO_CPORT: u32 = 156; //    live connections with client port 0 (not yet known)
+export const CTRL_RESIZED: u32 = 160; //     packets the FTP helper resized, ever (wraps at 2^32):
+//                                           the host rereads slot lengths only after a batch that did
 
 // ---- ring slot descriptor (16 bytes) ----------------------------------------------------
 //   0        4        6     7        8        10       12               16

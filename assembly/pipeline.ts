@@ -17,11 +17,11 @@
 import { connTouch, indexTouch } from './conn';
 import {
   DESC_CONN, DESC_FLAGS, DESC_F_CSUM_PARTIAL, DESC_HASH_HI, DESC_L3OFF, DESC_LEN, DESC_REASON, DESC_SIZE,
-  DESC_VERDICT, DROP_BAD_SLOT, VERDICT_FORWARD, VERDICT_NONE,
+  DESC_VERDICT, DROP_BAD_SLOT, VERDICT_FORWARD, VERDICT_NONE, CTRL_RESIZED,
 } from './layout';
 import { handle, packetHash, validate } from './nat';
 import { drop, outConn, outFlags, outReason, outTotal, packetBegin, resultBegin } from './packet';
-import { dataBase, descBase, slotCount, slotSize } from './regions';
+import { CTRL, dataBase, descBase, slotCount, slotSize } from './regions';
 import { wheelStart } from './timer';
 
 const GROUP: u32 = 32;
@@ -71,7 +71,10 @@ function completeSlot(slot: u32, now: u32): u8 {
   writeResult(desc, verdict);
   // The FTP helper rewrote a 227 reply to a longer or shorter one: the slot's length follows
   // (any padding after the IP datagram is gone with it).
-  if (outTotal != 0) store<u32>(desc + DESC_LEN, l3 + outTotal);
+  if (outTotal != 0) {
+    store<u32>(desc + DESC_LEN, l3 + outTotal);
+    store<u32>(CTRL + CTRL_RESIZED, load<u32>(CTRL + CTRL_RESIZED) + 1);
+  }
   return verdict;
 }
 

@@ -24,6 +24,22 @@ function positiveInt(text: string | undefined, name: string, max: number): numbe
   return Number(text);
 }
 
+/** --ftp-ports LIST: comma-separated virtual ports for the FTP helper; empty turns it off. */
+export function parseFtpPorts(text: string): number[] {
+  if (text.trim() === '') return [];
+  const ports = text.split(',').map((p) => p.trim());
+  const seen = new Set<number>();
+  for (const p of ports) {
+    if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw new UsageError(`--ftp-ports takes ports from 1 to 65535, comma-separated (got "${p}")`);
+    if (seen.has(Number(p))) throw new UsageError(`--ftp-ports lists port ${p} twice`);
+    seen.add(Number(p));
+  }
+  return [...seen];
+}
+
+/** FTP helper reports, one log line at most every 10 s (a client could send them at will). */
+const FTP_LOG_MS = 10_000;
+
 export async function runGateway(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -38,6 +54,7 @@ export async function runGateway(argv: string[]): Promise<number> {
       'arp-iface': { type: 'string', multiple: true },
       'conn-capacity': { type: 'string' },
       mtu: { type: 'string' },
+      'ftp-ports': { type: 'string' },
       verbose: { type: 'boolean', default: false },
       'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -51,6 +68,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format is text or json (got "${format}")`);
   const log = createLogger({ format: format as LogFormat, verbose: values.verbose });
   const control = values.control ?? process.env.WASMVS_CONTROL ?? DEFAULT_CONTROL_PATH;
+  const ftpPorts = values['ftp-ports'] === undefined ? undefined : parseFtpPorts(values['ftp-ports']);
 
   // keepalived.conf: parsed (and refused) before anything on the host changes.
   const keepalivedFile = values.keepalived;
@@ -73,7 +91,19 @@ export async function runGateway(argv: string[]): Promise<number> {
     arpIfaces: values['arp-iface'],
     connCapacity: positiveInt(values['conn-capacity'], '--conn-capacity', 0xffffff),
     mtu: positiveInt(values.mtu, '--mtu', 65535),
+    ...(ftpPorts === undefined ? {} : { engine: { ftpPorts } }),
     logger: log,
+  });
+  // What the FTP helper did not translate (a command or reply cut by a segment's end, a 227
+  // with no room to grow, ...): logged, at most one line per FTP_LOG_MS with the count since.
+  let ftpLogged = -Infinity;
+  let ftpQuiet = 0;
+  gw.engine.on('ftp', (e) => {
+    const now = performance.now();
+    if (now - ftpLogged < FTP_LOG_MS) { ftpQuiet++; return; }
+    log.warn('ftp', `${e.what} on ${e.caddr}:${e.cport} -> ${e.vaddr}:${e.vport} (${e.daddr}:${e.dport})${ftpQuiet ? `; ${ftpQuiet} more since the last report` : ''}`);
+    ftpLogged = now;
+    ftpQuiet = 0;
   });
 
   // Whatever ends the process, the host is left as it was: an orderly stop on a signal, a

@@ -8,12 +8,14 @@ export const USAGE = `Usage: wasmvs <command> [options]
 Commands:
   gateway --rules FILE | --keepalived FILE [--tun NAME] [--control PATH] [--no-offload] [--mtu N]
           [--real-server-iface IFACE]... [--arp-iface IFACE]... [--conn-capacity N]
-          [--verbose] [--log-format text|json]
+          [--ftp-ports LIST] [--verbose] [--log-format text|json]
       The director (root): a TUN device (default wvs0) owns the VIPs of FILE (ipvsadm-save
       syntax), every new connection is scheduled and both directions are rewritten.
       Prints one line with "ready" on stdout once it forwards; logs go to stderr.
       SIGHUP re-reads FILE and applies the difference; SIGINT/SIGTERM stop it and remove
       everything it added to the host (routes, rules, proxy ARP entries, sysctls).
+        --ftp-ports LIST        virtual TCP ports of FTP control connections, comma-separated
+                                (default 21, as ip_vs_ftp's ports; "" turns the FTP helper off)
         --keepalived FILE       instead of --rules: the virtual_server blocks of a keepalived.conf,
                                 kept by its health checkers (TCP_CHECK, HTTP_GET, SSL_GET,
                                 UDP_CHECK, DNS_CHECK, MISC_CHECK); SIGHUP re-reads it as keepalived

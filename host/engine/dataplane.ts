@@ -205,6 +205,11 @@ export class DataPlane {
     return this.wasm.process(start, count, t);
   }
 
+  /** Packets the FTP helper resized, ever (wraps at 2^32). */
+  resizedCount(): number {
+    return this.view.getUint32(this.ctrl + ABI.CTRL_RESIZED, true);
+  }
+
   /** Processes the scratch slot (written with writeSlot(slotCount, ...)) at wrapped time `t`. */
   processScratch(t: number): void {
     this.wasm.processScratch(t);

@@ -187,8 +187,24 @@ export class Engine extends EventEmitter<EngineEvents> {
     // Expire first: connections due by `now` must not block this batch's new ones.
     this.dp.expire(t, this.expireBudget);
     const forwarded = this.dp.processRing(start, count, t);
+    const resized = this.dp.resizedCount();
+    this.lastBatchResized = resized !== this.resizedSeen;
+    this.resizedSeen = resized;
     this.finish();
     return forwarded;
+  }
+
+  /**
+   * Whether the last process() changed the length of a packet (the FTP helper rewrote a 227
+   * to a longer or shorter one). A host that keeps its own array of lengths then refreshes it
+   * with slotLengths; otherwise every length is as it was written.
+   */
+  lastBatchResized = false;
+  private resizedSeen = 0;
+
+  /** Copies the lengths of slots start..start+count-1 (wrapping) into sizes[start..]. */
+  slotLengths(sizes: Uint32Array, count: number, start = 0): void {
+    for (let k = 0, i = start; k < count; k++, i = i + 1 === this.slotCount ? 0 : i + 1) sizes[i] = this.dp.slotLength(i);
   }
 
   /** Convenience: one packet through the engine (copied in and out; not the fast path). */

@@ -357,6 +357,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       engine.setSlot(i, this.sizes[i], h, partial);
     }
     engine.process(0, n, now);
+    // The FTP helper may have resized a 227 reply (only in a batch that holds one).
+    if (engine.lastBatchResized) engine.slotLengths(this.sizes, n);
     this.counts.batches++;
     let w = 0;
     let answers = 0;
