@@ -10,7 +10,7 @@ import {
   EVENT_CONN_REUSED, EVENT_CONN_STATE, LINK_CONTROL, SETTING_EXPIRE_NODEST_CONN, CONN_F_APP,
   CONN_F_NO_CPORT, CONN_F_ZOMBIE, CTRL_NO_CPORT, LINK_N_CONTROL,
 } from './layout';
-import { ftpBind, ftpBinds } from './ftp';
+import { ftpBind, ftpBinds, ftpUnbind } from './ftp';
 import { connAddr, connAlloc, connFree, connHash, connUnhash, linkAddr } from './conn';
 import { emit } from './events';
 import { pkt, pktHash, pktIsTcp, pktL4, pktNow, pktProto, resultFlag } from './packet';
@@ -43,11 +43,10 @@ export function connNew(dest: u32, rport: u16, template: i32): u32 {
   store<u8>(c + CONN_STATE, pktIsTcp ? TCP_S_NONE : UDP_S_NORMAL);
   // New connections count as inactive until TCP reaches ESTABLISHED (ip_vs_ctl.c sets
   // IP_VS_CONN_F_INACTIVE in every dest's conn_flags); UDP stays inactive, as ipvsadm shows.
-  // The FTP helper binds by the connection's virtual port, as ip_vs_bind_app (tcp_app_conn_bind).
-  const app = pktIsTcp && ftpBinds(tcpDport(pktL4));
-  store<u16>(c + CONN_FLAGS, CONN_F_INACTIVE | (app ? CONN_F_APP : 0));
-  if (app) ftpBind(idx);
+  store<u16>(c + CONN_FLAGS, CONN_F_INACTIVE);
   store<u16>(c + CONN_DEST, <u16>dest);
+  // The FTP helper binds by the connection's virtual port, as ip_vs_bind_app (tcp_app_conn_bind).
+  if (pktIsTcp && ftpBinds(tcpDport(pktL4)) && ftpBind(idx)) store<u16>(c + CONN_FLAGS, CONN_F_INACTIVE | CONN_F_APP);
   store<u32>(c + CONN_EXPIRES, pktNow);
   connHash(idx, pktHash);
   add32(d + DEST_INACTIVE, 1);
@@ -110,6 +109,7 @@ export function connRelease(idx: u32, why: u8, now: u32): void {
     return;
   }
   if (flags & CONN_F_HASHED) connUnhash(idx);
+  if (flags & CONN_F_APP) ftpUnbind(idx);
   if (flags & CONN_F_NO_CPORT) store<u32>(CTRL + CTRL_NO_CPORT, load<u32>(CTRL + CTRL_NO_CPORT) - 1);
   timerUnlink(idx);
   const d = destAddr(load<u16>(c + CONN_DEST));

@@ -30,7 +30,9 @@ function expireOne(idx: u32, tick: u32, late: bool): bool {
     // goes after the connections due in the same tick, so that it goes with its last one.
     if (!late) return true;
     const c = connAddr(idx);
-    timerSet(idx, expireNow + timeoutMs(timeoutSlot(load<u8>(c + CONN_PROTO) == IPPROTO_UDP, load<u8>(c + CONN_STATE))));
+    // From the tick it fell due at, as the kernel re-arms a timer that fired (and as
+    // templates are): an expire() that catches up a long gap walks it forward in steps.
+    timerSet(idx, tick + timeoutMs(timeoutSlot(load<u8>(c + CONN_PROTO) == IPPROTO_UDP, load<u8>(c + CONN_STATE))));
   } else {
     connRelease(idx, EVENT_CONN_EXPIRED, expireNow);
   }

@@ -52,12 +52,12 @@ import {
   APP_DELTA, APP_FLAGS, APP_F_OUT_SEQ, APP_F_PASV, APP_INIT_SEQ, APP_PREV_DELTA, APP_SIZE, CONN_CADDR,
   CONN_CPORT, CONN_DADDR, CONN_DEST, CONN_DPORT, CONN_EXPIRES, CONN_FLAGS, CONN_F_INACTIVE,
   CONN_F_NO_CPORT, CONN_PROTO, CONN_STATE, CONN_VADDR, CONN_VPORT, COUNTER_CONN_NEW, COUNTER_FTP_BASE,
-  CTRL_NO_CPORT, DEST_INACTIVE, EVENT_CONN_EXPIRED, EVENT_CONN_NEW, EVENT_FTP, FTP_ACTIVE, FTP_BAD_REPLY,
+  CTRL_APP_COUNT, CTRL_NO_CPORT, DEST_INACTIVE, FTP_SESSIONS_FULL, EVENT_CONN_EXPIRED, EVENT_CONN_NEW, EVENT_FTP, FTP_ACTIVE, FTP_BAD_REPLY,
   FTP_CLASH, FTP_NO_ROOM, FTP_PASSIVE, FTP_RETRANSMIT, FTP_REWRITTEN, FTP_SPLIT_COMMAND, FTP_SPLIT_REPLY,
   FTP_TABLE_FULL, INDEX_DIR_BIT, INDEX_REF_MASK, LINK_CONTROL, LINK_N_CONTROL,
 } from './layout';
 import { pkt, pktHash, pktL4, pktNow, pktPartial, pktRoom, pktTotal, resultResized } from './packet';
-import { add32, appBase, count, CTRL, ftpPortsBase, timeoutMs } from './regions';
+import { add32, appBase, appKeys, appMask, appMax, count, CTRL, ftpPortsBase, timeoutMs } from './regions';
 import { destAddr, destUpdateOverload } from './service';
 import { TCP_S_ESTABLISHED, TCP_S_LISTEN, timeoutSlot } from './tcpstate';
 import { timeDiff, timerSet } from './timer';
@@ -73,7 +73,23 @@ const TCPOPT_EOL: u8 = 0;
 const TCPOPT_NOP: u8 = 1;
 const TCPOPT_SACK: u8 = 5;
 
-@inline function appAddr(idx: u32): usize { return appBase + <usize>idx * APP_SIZE; }
+// The helper's table: open addressing over appMask + 1 slots, keyed by record number + 1,
+// a multiplicative hash (Knuth 6.4: x times an odd constant permutes the low bits, so
+// consecutive record numbers take distinct home slots), linear probing, deletion by shifting
+// later entries back (Knuth 6.4 Algorithm R), as the connection index.
+@inline function homeOf(key: u32): u32 { return (key * 0x9e3779b1) & appMask; }
+@inline function keyAt(i: u32): u32 { return load<u32>(appKeys + (<usize>i << 2)); }
+@inline function stateAt(i: u32): usize { return appBase + <usize>i * APP_SIZE; }
+
+/** The table slot of control connection `idx` (bound: it is there). */
+function slotOf(idx: u32): u32 {
+  const key = idx + 1;
+  let i = homeOf(key);
+  while (keyAt(i) != key) i = (i + 1) & appMask;
+  return i;
+}
+
+@inline function appAddr(idx: u32): usize { return stateAt(slotOf(idx)); }
 /** a is after b, modulo 2^32 (the kernel's after()). */
 @inline function after(a: u32, b: u32): bool { return <i32>(b - a) < 0; }
 
@@ -84,9 +100,40 @@ export function ftpBinds(vport: u16): bool {
   return (load<u8>(ftpPortsBase + (port >> 3)) & (<u8>1 << <u8>(port & 7))) != 0;
 }
 
-/** Connection `idx` is a new control connection: its helper state starts empty. */
-export function ftpBind(idx: u32): void {
-  memory.fill(appAddr(idx), 0, APP_SIZE);
+/**
+ * Connection `idx` is a new control connection: its helper state starts empty. False (counted
+ * and reported) when the helper already follows as many as it has room for: the connection is
+ * then forwarded as any other.
+ */
+export function ftpBind(idx: u32): bool {
+  const n = load<u32>(CTRL + CTRL_APP_COUNT);
+  if (n >= appMax) { note(FTP_SESSIONS_FULL, idx, true); return false; }
+  store<u32>(CTRL + CTRL_APP_COUNT, n + 1);
+  const key = idx + 1;
+  let i = homeOf(key);
+  while (keyAt(i) != 0) i = (i + 1) & appMask;
+  store<u32>(appKeys + (<usize>i << 2), key);
+  memory.fill(stateAt(i), 0, APP_SIZE);
+  return true;
+}
+
+/** Control connection `idx` is gone: its helper state too. */
+export function ftpUnbind(idx: u32): void {
+  store<u32>(CTRL + CTRL_APP_COUNT, load<u32>(CTRL + CTRL_APP_COUNT) - 1);
+  let hole = slotOf(idx);
+  let j = hole;
+  while (true) {
+    j = (j + 1) & appMask;
+    const k = keyAt(j);
+    if (k == 0) break;
+    const home = homeOf(k);
+    if (((j - home) & appMask) >= ((j - hole) & appMask)) {
+      store<u32>(appKeys + (<usize>hole << 2), k);
+      memory.copy(stateAt(hole), stateAt(j), APP_SIZE);
+      hole = j;
+    }
+  }
+  store<u32>(appKeys + (<usize>hole << 2), 0);
 }
 
 /** Counts what the helper did; the odd cases are also events, which the host logs. */

@@ -9,7 +9,8 @@ import {
   CTRL_SLOT_COUNT, CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK,
   CTRL_TIMEOUT_BASE, CTRL_WHEEL_BASE, DESC_SIZE, DEST_SIZE, EVENT_SIZE, MAX_CONN_CAPACITY,
   MAX_DESTS_LIMIT, SVC_SIZE, SVCMAP_ENTRY_SIZE, TIMEOUT_SLOTS, WHEEL_SIZE, APP_SIZE, CTRL_APP_BASE,
-  CTRL_FTP_PORTS, CTRL_NO_CPORT, CTRL_RESIZED, FTP_PORT_MAP_BYTES,
+  CTRL_FTP_PORTS, CTRL_NO_CPORT, CTRL_RESIZED, FTP_PORT_MAP_BYTES, CTRL_APP_KEYS, CTRL_APP_MASK, CTRL_APP_MAX,
+  CTRL_APP_COUNT,
 } from './layout';
 import { checksumCompute } from './checksum';
 import { expireDue } from './expire';
@@ -36,16 +37,17 @@ export function controlBlock(): usize { return CTRL; }
 /**
  * Plans the regions for the given sizes and records them in the control block. Returns
  * the end address (the memory must then be grown to cover it before init), or 0 when a
- * size is out of range. Memory must already hold the control block itself. `ftp` (0 or 1):
- * room for the FTP helper's state (ftp.ts), APP_SIZE bytes per connection record.
+ * size is out of range. Memory must already hold the control block itself. `ftpSessions`:
+ * how many FTP control connections the helper follows at once (0: no helper, ftp.ts).
  */
 export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxServices: u32,
-  maxDests: u32, eventCapacity: u32, ftp: u32): usize {
+  maxDests: u32, eventCapacity: u32, ftpSessions: u32): usize {
   if (connCapacity == 0 || connCapacity > MAX_CONN_CAPACITY) return 0;
   if (slots == 0 || slotBytes < 64 || slotBytes > 0x10000 + 64 || (slotBytes & 63) != 0) return 0;
   if (maxServices == 0 || maxServices > 0x10000) return 0;
   if (maxDests == 0 || maxDests > MAX_DESTS_LIMIT) return 0;
   if (eventCapacity == 0 || (eventCapacity & (eventCapacity - 1)) != 0) return 0;
+  if (ftpSessions > MAX_CONN_CAPACITY) return 0;
   const indexSlots = connCapacity * 4; // exactly: homes come from a multiply-shift, not a mask
   // Entries: services and VIPs (<= 2 x maxServices) and real-server addresses (<= maxDests),
   // at a load factor of at most 1/2.
@@ -65,14 +67,21 @@ export function layout(connCapacity: u32, slots: u32, slotBytes: u32, maxService
   store<u32>(CTRL + CTRL_EVENT_BASE, <u32>at); at += <u64>eventCapacity * EVENT_SIZE; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_COUNTER_BASE, <u32>at); at += <u64>COUNTER_SLOTS * 8; at = align64(<usize>at);
   store<u32>(CTRL + CTRL_TIMEOUT_BASE, <u32>at); at += <u64>TIMEOUT_SLOTS * 4;
-  if (ftp) {
+  if (ftpSessions) {
+    // Open addressing at a load of at most 1/2, as the connection index.
+    const appSlots = nextPow2(ftpSessions * 2);
     at = align64(<usize>at);
-    store<u32>(CTRL + CTRL_APP_BASE, <u32>at); at += <u64>connCapacity * APP_SIZE;
+    store<u32>(CTRL + CTRL_APP_KEYS, <u32>at); at += <u64>appSlots * 4; at = align64(<usize>at);
+    store<u32>(CTRL + CTRL_APP_BASE, <u32>at); at += <u64>appSlots * APP_SIZE;
     store<u32>(CTRL + CTRL_FTP_PORTS, <u32>at); at += <u64>FTP_PORT_MAP_BYTES;
+    store<u32>(CTRL + CTRL_APP_MASK, appSlots - 1);
   } else {
+    store<u32>(CTRL + CTRL_APP_KEYS, 0);
     store<u32>(CTRL + CTRL_APP_BASE, 0);
     store<u32>(CTRL + CTRL_FTP_PORTS, 0);
+    store<u32>(CTRL + CTRL_APP_MASK, 0);
   }
+  store<u32>(CTRL + CTRL_APP_MAX, ftpSessions);
   if (at >= 0xffff0000) return 0;
   store<u32>(CTRL + CTRL_END, <u32>at);
   store<u32>(CTRL + CTRL_CONN_CAPACITY, connCapacity);
@@ -99,6 +108,7 @@ export function init(key0lo: u32, key0hi: u32, key1lo: u32, key1hi: u32): void {
   memory.fill(CTRL + CTRL_EVENT_WRITE, 0, CTRL_RECORDS_USED + 4 - CTRL_EVENT_WRITE);
   store<u32>(CTRL + CTRL_NO_CPORT, 0);
   store<u32>(CTRL + CTRL_RESIZED, 0);
+  store<u32>(CTRL + CTRL_APP_COUNT, 0);
   store<u64>(CTRL + CTRL_SIPKEY0, <u64>key0lo | (<u64>key0hi << 32));
   store<u64>(CTRL + CTRL_SIPKEY1, <u64>key1lo | (<u64>key1hi << 32));
   store<u32>(CTRL + CTRL_MAGIC_OFF, CTRL_MAGIC);

@@ -31,8 +31,9 @@
 //   | counters         |
 //   +------------------+ timeoutBase u32 milliseconds per state, TIMEOUT_SLOTS of them
 //   | timeouts         |
-//   +------------------+ appBase   FTP helper: APP_SIZE per connection record, then the
-//   | FTP helper       |           port bitmap (FTP_PORT_MAP_BYTES); absent without ftpPorts
+//   +------------------+ appKeys   FTP helper: its table's keys (u32 per slot), states
+//   | FTP helper       | appBase   (APP_SIZE per slot), port bitmap (FTP_PORT_MAP_BYTES);
+//   |                  |           absent without ftpPorts
 //   +------------------+ endAddr
 //
 // Mutable state every instance must share (free list, wheel position, event cursor) lives in
@@ -82,11 +83,15 @@ export const SETTING_EXPIRE_NODEST_CONN: u32 = 1; // as net.ipv4.vs.expire_nodes
 export const CTRL_SIPKEY0: u32 = 128; //     u64, SipHash key, random per engine
 export const CTRL_SIPKEY1: u32 = 136; //     u64
 // The FTP helper (ftp.ts): its regions, 0 when the engine runs without it (ftpPorts empty).
-export const CTRL_APP_BASE: u32 = 148; //    APP_SIZE bytes per connection record
+export const CTRL_APP_BASE: u32 = 148; //    helper states, APP_SIZE each, one per table slot
 export const CTRL_FTP_PORTS: u32 = 152; //   one bit per virtual port the helper binds to (8 KiB)
 export const CTRL_NO_CPORT: u32 = 156; //    live connections with client port 0 (not yet known)
 export const CTRL_RESIZED: u32 = 160; //     packets the FTP helper resized, ever (wraps at 2^32):
 //                                           the host rereads slot lengths only after a batch that did
+export const CTRL_APP_KEYS: u32 = 164; //    helper table: u32 per slot, its control connection + 1
+export const CTRL_APP_MASK: u32 = 168; //    slots - 1 (a power of two, twice the sessions at least)
+export const CTRL_APP_MAX: u32 = 172; //     control connections the helper follows at once
+export const CTRL_APP_COUNT: u32 = 176; //   of them, now
 
 // ---- ring slot descriptor (16 bytes) ----------------------------------------------------
 //   0        4        6     7        8        10       12               16
@@ -216,7 +221,9 @@ export const MAX_CONN_CAPACITY: u32 = 0xffffff; // index entries hold index + 1 
 export const INDEX_REF_MASK: u32 = 0xffffff;
 export const INDEX_DIR_BIT: u32 = 0x1000000; // set: the entry is the reply (real server) tuple
 
-// ---- FTP helper state (APP_SIZE bytes per connection record, ftp.ts) ----------------------
+// ---- FTP helper state (ftp.ts): one APP_SIZE record per control connection it follows ------
+// In a table of its own, open addressing keyed by the control connection's record number + 1
+// (CTRL_APP_KEYS), so that only FTP control connections pay for it, not every connection:
 //   0      2      4          8        12              16
 //   +------+------+----------+--------+---------------+
 //   |flags | -    | init_seq | delta  | previous_delta|
@@ -345,7 +352,8 @@ export const FTP_NO_ROOM: u32 = 7; //        a 227 that could not grow in its sl
 export const FTP_TABLE_FULL: u32 = 8; //     no record for the data connection
 export const FTP_CLASH: u32 = 9; //          the data connection's tuple belongs to another connection
 export const FTP_BAD_REPLY: u32 = 10; //     an armed 227/229 whose address or port does not parse
-export const FTP_COUNTER_COUNT: u32 = 11;
+export const FTP_SESSIONS_FULL: u32 = 11; // a control connection the helper could not follow (its table full)
+export const FTP_COUNTER_COUNT: u32 = 12;
 export const COUNTER_SLOTS: u32 = 64;
 
 // ---- timeouts (u32 ms per state) -----------------------------------------------------------

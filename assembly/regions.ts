@@ -6,7 +6,7 @@ import {
   CTRL_DEST_BASE, CTRL_LINK_BASE, CTRL_EVENT_BASE, CTRL_EVENT_CAPACITY, CTRL_INDEX_BASE, CTRL_INDEX_SIZE,
   CTRL_MAX_DESTS, CTRL_MAX_SERVICES, CTRL_SIPKEY0, CTRL_SIPKEY1, CTRL_SLOT_COUNT,
   CTRL_SLOT_SIZE, CTRL_SVC_BASE, CTRL_SVCMAP_BASE, CTRL_SVCMAP_MASK, CTRL_TIMEOUT_BASE,
-  CTRL_WHEEL_BASE, CTRL_APP_BASE, CTRL_FTP_PORTS, COUNTER_DROP_BASE, COUNTER_PASS_BASE, COUNTER_DROP, COUNTER_PASS, COUNTER_LOCAL, COUNTER_LOCAL_BASE,
+  CTRL_WHEEL_BASE, CTRL_APP_BASE, CTRL_APP_KEYS, CTRL_APP_MASK, CTRL_APP_MAX, CTRL_FTP_PORTS, COUNTER_DROP_BASE, COUNTER_PASS_BASE, COUNTER_DROP, COUNTER_PASS, COUNTER_LOCAL, COUNTER_LOCAL_BASE,
 } from './layout';
 
 /** The control block sits at the first 64-byte boundary above the module's heap base. */
@@ -32,8 +32,11 @@ export let eventBase: usize = 0;
 export let eventCapacity: u32 = 0;
 export let counterBase: usize = 0;
 export let timeoutBase: usize = 0;
-/** FTP helper state per connection record and its port bitmap; 0 when the helper is off. */
+/** The FTP helper's table (keys, states), its size, and its port bitmap; 0 when it is off. */
 export let appBase: usize = 0;
+export let appKeys: usize = 0;
+export let appMask: u32 = 0;
+export let appMax: u32 = 0;
 export let ftpPortsBase: usize = 0;
 export let sipKey0: u64 = 0;
 export let sipKey1: u64 = 0;
@@ -60,6 +63,9 @@ export function loadRegions(): void {
   counterBase = load<u32>(CTRL + CTRL_COUNTER_BASE);
   timeoutBase = load<u32>(CTRL + CTRL_TIMEOUT_BASE);
   appBase = load<u32>(CTRL + CTRL_APP_BASE);
+  appKeys = load<u32>(CTRL + CTRL_APP_KEYS);
+  appMask = load<u32>(CTRL + CTRL_APP_MASK);
+  appMax = load<u32>(CTRL + CTRL_APP_MAX);
   ftpPortsBase = load<u32>(CTRL + CTRL_FTP_PORTS);
   sipKey0 = load<u64>(CTRL + CTRL_SIPKEY0);
   sipKey1 = load<u64>(CTRL + CTRL_SIPKEY1);

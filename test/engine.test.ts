@@ -689,6 +689,7 @@ test('counters() and dest stats reflect a mixed batch exactly', () => {
     drops: { ...zeroDrops, 'no-conn': 1, 'bad-ip-checksum': 1, 'short-packet': 1 },
     passes: { 'not-ipv4': 1, protocol: 1, 'no-match': 1 },
     locals: { 'no-service': 2, icmp: 1, protocol: 0 },
+    ftp: { passive: 0, active: 0, rewritten: 0, retransmit: 0, 'split-command': 0, 'split-reply': 0, 'no-room': 0, 'table-full': 0, clash: 0, 'bad-reply': 0, 'sessions-full': 0 },
   });
   assert.equal(e.listServices()[0].dests[0], {
     daddr: RS2, dport: 8000, weight: 1, activeConns: 1, inactConns: 0, conns: 1,

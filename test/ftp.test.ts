@@ -316,7 +316,13 @@ test('ftpPorts: [] switches the helper off; [2121] binds it to 2121 only; bad li
   assert.is(run([2121], 21), 0);
   assert.is(run([2121], 2121), 1);
   assert.is(run([21, 2121], 2121), 1);
-  assert.ok(new Engine({ connCapacity: 64, ftpPorts: [] }).memoryUsage().perConnection < new Engine({ connCapacity: 64 }).memoryUsage().perConnection);
+  // The helper's table is its own: the connection table costs the same with or without it.
+  const off = new Engine({ connCapacity: 64, ftpPorts: [] }).memoryUsage();
+  const on = new Engine({ connCapacity: 64 }).memoryUsage();
+  assert.is(off.perConnection, on.perConnection);
+  assert.is(off.ftpTable, 0);
+  assert.is(on.ftpTable, 128 * 20 + 8192, '64 sessions: 128 slots of key and state, and the port bitmap');
+  assert.is(new Engine({ connCapacity: 1 << 20 }).memoryUsage().ftpTable, 131072 * 20 + 8192, 'at most 65,536 sessions by default');
   for (const [ports, message] of [[[0], 'ftpPorts: 0 is not a port (1..65535)'], [[65536], 'ftpPorts: 65536 is not a port (1..65535)'], [[21, 21], 'ftpPorts: port 21 is listed twice'], [[2.5], 'ftpPorts: 2.5 is not a port (1..65535)']] as const) {
     try {
       new Engine({ connCapacity: 64, ftpPorts: ports as unknown as number[] });
@@ -326,6 +332,33 @@ test('ftpPorts: [] switches the helper off; [2121] binds it to 2121 only; bad li
       assert.is((err as WasmvsError).code, 'WASMVS_BAD_OPTION');
       assert.is((err as Error).message, message);
     }
+  }
+});
+
+test('ftpSessions: a control connection beyond the helper\'s table is forwarded without it (counted, reported); a freed place is taken again', () => {
+  for (const [name, e] of [['wasm', new Engine({ connCapacity: 64, slotCount: 4, ftpSessions: 1 })], ['reference', new ReferenceEngine({ connCapacity: 64, ftpSessions: 1 })]] as Array<[string, EngineLike]>) {
+    e.restore(RULES);
+    const run = (cport: number, at: number, rewritten: boolean) => {
+      const steps: FtpStep[] = [BANNER, PASV, rewritten ? PASV227 : { from: 'server', text: reply227(RIP, 50000) }];
+      ftpConversation({ ...ENDS, cport, steps, close: false }).forEach((p, i) => {
+        assert.is(hex(e.processPacket(p.received, at + i).packet), hex(p.sent), `${name}: client port ${cport}, packet ${i}`);
+      });
+    };
+    run(40001, T0, true);
+    run(40002, T0 + 100, false);
+    assert.is(e.counters().ftp['sessions-full'], 1, name);
+    // The first control connection resets; once it is gone (after its data connection, which
+    // keeps it: LISTEN, 120 s), its place in the table is free for the next one.
+    e.processPacket(tcpPacket({ src: CLIENT, sport: 40001, dst: VIP, dport: 21, flags: 'R', seq: 0 }), T0 + 200);
+    e.expire(T0 + 200_000);
+    assert.equal(e.connections(T0 + 200_000).map((c) => c.cport), [40002], name);
+    run(40003, T0 + 200_100, true);
+  }
+  try {
+    new Engine({ connCapacity: 64, ftpSessions: 0 });
+    assert.unreachable('ftpSessions 0 accepted');
+  } catch (err) {
+    assert.is((err as WasmvsError).code, 'WASMVS_BAD_OPTION');
   }
 });
 

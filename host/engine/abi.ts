@@ -39,6 +39,10 @@ export const ABI = {
   CTRL_FTP_PORTS: 152,
   CTRL_NO_CPORT: 156,
   CTRL_RESIZED: 160,
+  CTRL_APP_KEYS: 164,
+  CTRL_APP_MASK: 168,
+  CTRL_APP_MAX: 172,
+  CTRL_APP_COUNT: 176,
   LINK_SIZE: 16,
   LINK_CONTROL: 8,
   LINK_N_CONTROL: 12,
@@ -142,7 +146,7 @@ export const ABI = {
   COUNTER_DROP_BASE: 16,
   COUNTER_LOCAL_BASE: 40,
   COUNTER_FTP_BASE: 48,
-  FTP_COUNTER_COUNT: 11,
+  FTP_COUNTER_COUNT: 12,
   COUNTER_SLOTS: 64,
 
   TIMEOUT_UDP: 11,
@@ -188,7 +192,7 @@ export type LocalReason = Exclude<(typeof LOCAL_REASONS)[number], ''>;
 /** What the FTP helper counts, by code, as FTP_* (assembly/layout.ts, assembly/ftp.ts). */
 export const FTP_COUNTERS = [
   '', 'passive', 'active', 'rewritten', 'retransmit', 'split-command', 'split-reply', 'no-room',
-  'table-full', 'clash', 'bad-reply',
+  'table-full', 'clash', 'bad-reply', 'sessions-full',
 ] as const;
 export type FtpCounter = Exclude<(typeof FTP_COUNTERS)[number], ''>;
 
@@ -205,6 +209,7 @@ export const REASON_EXPORTS: Record<string, number> = {
   LOCAL_NO_SERVICE: 1, LOCAL_ICMP: 2, LOCAL_PROTOCOL: 3, LOCAL_REASON_COUNT: 4,
   FTP_PASSIVE: 1, FTP_ACTIVE: 2, FTP_REWRITTEN: 3, FTP_RETRANSMIT: 4, FTP_SPLIT_COMMAND: 5,
   FTP_SPLIT_REPLY: 6, FTP_NO_ROOM: 7, FTP_TABLE_FULL: 8, FTP_CLASH: 9, FTP_BAD_REPLY: 10,
+  FTP_SESSIONS_FULL: 11,
 };
 
 /** IPVS TCP state names by number (ip_vs_proto_tcp.c, ABI.TCP_S_*), then UDP's single state. */
@@ -218,8 +223,8 @@ export const UDP_STATE_NAME = 'UDP';
 /** The module's exported functions. */
 export interface WasmExports {
   controlBlock(): number;
-  /** `ftp` 1: room for the FTP helper's state (APP_SIZE bytes per connection record). */
-  layout(connCapacity: number, slots: number, slotBytes: number, maxServices: number, maxDests: number, eventCapacity: number, ftp: number): number;
+  /** `ftpSessions`: FTP control connections the helper follows at once (0: no helper). */
+  layout(connCapacity: number, slots: number, slotBytes: number, maxServices: number, maxDests: number, eventCapacity: number, ftpSessions: number): number;
   /** Binds (on 1) or unbinds the FTP helper to a virtual TCP port; 0 when laid out without it. */
   ftpPortSet(port: number, on: number): number;
   init(key0lo: number, key0hi: number, key1lo: number, key1hi: number): void;

@@ -25,8 +25,8 @@ export interface DataPlaneSizes {
   maxServices: number;
   maxDests: number;
   eventCapacity: number;
-  /** Room for the FTP helper's state (EngineOptions.ftpPorts not empty). */
-  ftp: boolean;
+  /** FTP control connections the helper follows at once (0: no helper, ftpPorts empty). */
+  ftpSessions: number;
 }
 
 /** A connection event record as the data plane wrote it. */
@@ -101,7 +101,7 @@ export class DataPlane {
   /** Plans, creates and initialises the memory for `sizes` (already checked by the caller). */
   constructor(sizes: DataPlaneSizes, debug: boolean, schedule: ScheduleCall) {
     const mod = wasmModule(debug ? 'debug' : 'release');
-    const args = [sizes.connCapacity, sizes.slotCount, sizes.slotSize, sizes.maxServices, sizes.maxDests, sizes.eventCapacity, sizes.ftp ? 1 : 0] as const;
+    const args = [sizes.connCapacity, sizes.slotCount, sizes.slotSize, sizes.maxServices, sizes.maxDests, sizes.eventCapacity, sizes.ftpSessions] as const;
     // Plan the regions on a small probe memory, then create the real one at the right size:
     // shared memory cannot move, so it is made once, never grown.
     const probe = instantiate(mod, new WebAssembly.Memory({ initial: PROBE_PAGES, maximum: PROBE_PAGES, shared: true }), { schedule: () => -1 });
@@ -471,11 +471,13 @@ export class DataPlane {
     };
   }
 
-  /** Bytes of linear memory in use, and of it the connection table. */
-  memoryUsage(): { total: number; connTable: number; perConnection: number } {
+  /** Bytes of linear memory in use, of it the connection table, and the FTP helper's table. */
+  memoryUsage(): { total: number; connTable: number; perConnection: number; ftpTable: number } {
     const indexSlots = this.view.getUint32(this.ctrl + ABI.CTRL_INDEX_SIZE, true);
-    const app = this.view.getUint32(this.ctrl + ABI.CTRL_APP_BASE, true) !== 0 ? ABI.APP_SIZE : 0;
-    const connTable = this.connCapacity * (ABI.CONN_SIZE + ABI.LINK_SIZE + app) + indexSlots * 4;
-    return { total: this.memory.buffer.byteLength, connTable, perConnection: connTable / this.connCapacity };
+    const connTable = this.connCapacity * (ABI.CONN_SIZE + ABI.LINK_SIZE) + indexSlots * 4;
+    const appBase = this.view.getUint32(this.ctrl + ABI.CTRL_APP_BASE, true);
+    const ftpTable = appBase === 0 ? 0 : (this.view.getUint32(this.ctrl + ABI.CTRL_APP_MASK, true) + 1) * (4 + ABI.APP_SIZE) + ABI.FTP_PORT_MAP_BYTES;
+    return { total: this.memory.buffer.byteLength, connTable, perConnection: connTable / this.connCapacity, ftpTable };
   }
+
 }

@@ -38,6 +38,9 @@ const DEFAULTS = {
   expireBudget: 4096,
 };
 
+/** FTP control connections the helper follows at once, by default (at most connCapacity). */
+const DEFAULT_FTP_SESSIONS = 65536;
+
 /** The FTP helper's ports (ip_vs_ftp `ports`): integers 1..65535, each once. */
 export function checkFtpPorts(ports: unknown): number[] {
   if (!Array.isArray(ports)) throw new WasmvsError('WASMVS_BAD_OPTION', `ftpPorts must be an array of ports, got ${typeof ports}`);
@@ -51,7 +54,7 @@ export function checkFtpPorts(ports: unknown): number[] {
 }
 
 /** Options with defaults applied, each checked; throws WASMVS_BAD_OPTION naming the problem. */
-function checkOptions(options: EngineOptions): typeof DEFAULTS & { ftpPorts: number[] } {
+function checkOptions(options: EngineOptions): typeof DEFAULTS & { ftpPorts: number[]; ftpSessions: number } {
   const o = { ...DEFAULTS, ...options };
   checkInt(o.connCapacity, 1, ABI.MAX_CONN_CAPACITY, 'connCapacity', 'WASMVS_BAD_OPTION');
   checkInt(o.slotCount, 1, 1 << 20, 'slotCount', 'WASMVS_BAD_OPTION');
@@ -62,7 +65,10 @@ function checkOptions(options: EngineOptions): typeof DEFAULTS & { ftpPorts: num
   checkInt(o.eventCapacity, 1, 1 << 24, 'eventCapacity', 'WASMVS_BAD_OPTION');
   if ((o.eventCapacity & (o.eventCapacity - 1)) !== 0) throw new WasmvsError('WASMVS_BAD_OPTION', `eventCapacity must be a power of two, got ${o.eventCapacity}`);
   checkInt(o.expireBudget, 1, 2 ** 31, 'expireBudget', 'WASMVS_BAD_OPTION');
-  return { ...o, ftpPorts: checkFtpPorts(options.ftpPorts ?? [21]) };
+  const ftpPorts = checkFtpPorts(options.ftpPorts ?? [21]);
+  const ftpSessions = options.ftpSessions ?? Math.min(o.connCapacity, DEFAULT_FTP_SESSIONS);
+  checkInt(ftpSessions, 1, ABI.MAX_CONN_CAPACITY, 'ftpSessions', 'WASMVS_BAD_OPTION');
+  return { ...o, ftpPorts, ftpSessions: ftpPorts.length > 0 ? ftpSessions : 0 };
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -83,7 +89,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     super();
     const o = checkOptions(options);
     const timeouts = checkTimeouts(options.timeouts ?? {});
-    this.dp = new DataPlane({ ...o, ftp: o.ftpPorts.length > 0 }, options.debug ?? false, (s, sa, sp, da, dp) => this.config.schedule(s, sa, sp, da, dp));
+    this.dp = new DataPlane(o, options.debug ?? false, (s, sa, sp, da, dp) => this.config.schedule(s, sa, sp, da, dp));
     this.dp.setFtpPorts(o.ftpPorts);
     this.ftpPorts = o.ftpPorts;
     this.config = new Configuration(this.dp, o.maxServices, o.maxDests, {
@@ -238,7 +244,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   counters(): Counters { return this.dp.counters(); }
 
   /** Bytes of linear memory this engine uses, and of it the connection table. */
-  memoryUsage(): { total: number; connTable: number; perConnection: number } { return this.dp.memoryUsage(); }
+  memoryUsage(): { total: number; connTable: number; perConnection: number; ftpTable: number } { return this.dp.memoryUsage(); }
 
   // ---- statistics (statistics.ts) ------------------------------------------------------------
 

@@ -41,9 +41,15 @@ export interface EngineOptions {
    * Virtual TCP ports the FTP helper binds to, as ip_vs_ftp's `ports` (default [21]): a
    * connection to one of them is an FTP control connection whose PORT/EPRT commands and
    * 227/229 replies open its data connections, and whose 227 replies carry the VIP's address.
-   * Empty: no helper, and 16 bytes less per connection record.
+   * Empty: no helper.
    */
   ftpPorts?: readonly number[];
+  /**
+   * FTP control connections the helper follows at once (default min(connCapacity, 65536)):
+   * its own table, 20 bytes per slot and 2 to 4 slots per session, apart from the connection table. A control
+   * connection beyond it is forwarded without the helper, counted (ftp 'sessions-full').
+   */
+  ftpSessions?: number;
   /** Use the debug WASM build (bounds assertions, slower). */
   debug?: boolean;
 }

@@ -11,6 +11,8 @@ export interface EngineLikeOptions {
   expireNodestConn?: boolean;
   /** The FTP helper's ports (default [21]), as EngineOptions.ftpPorts. */
   ftpPorts?: readonly number[];
+  /** Control connections the helper follows at once (default min(connCapacity, 65536)). */
+  ftpSessions?: number;
 }
 
 export interface EngineLike {

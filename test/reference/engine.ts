@@ -134,6 +134,8 @@ export class ReferenceEngine implements EngineLike {
   private readonly ftpPorts: Set<number>;
   private readonly ftpCounts = new Map<FtpCounter, number>();
   private noCportConns = 0;
+  private readonly ftpSessions: number;
+  private ftpBound = 0;
   /** The data plane's wheel hand: expiry has run up to here. */
   private hand: number | undefined;
   private lastNow = 0;
@@ -142,6 +144,7 @@ export class ReferenceEngine implements EngineLike {
   constructor(options: EngineLikeOptions = {}) {
     this.connCapacity = options.connCapacity ?? 1 << 20;
     this.ftpPorts = new Set(options.ftpPorts ?? [21]);
+    this.ftpSessions = options.ftpSessions ?? Math.min(this.connCapacity, 65536);
     this.setTimeouts(options.timeouts ?? {});
     this.setExpireNodestConn(options.expireNodestConn ?? false);
   }
@@ -488,7 +491,9 @@ export class ReferenceEngine implements EngineLike {
     this.count.connsCreated++;
     out.newConnection = true;
     // The FTP helper binds by the connection's virtual port (ip_vs_bind_app).
-    if (proto === IPPROTO_TCP && this.ftpPorts.has(dport)) c.ftp = newFtpState();
+    if (proto === IPPROTO_TCP && this.ftpPorts.has(dport)) {
+      if (this.ftpBound < this.ftpSessions) { c.ftp = newFtpState(); this.ftpBound++; } else this.ftpCounts.set('sessions-full', (this.ftpCounts.get('sessions-full') ?? 0) + 1);
+    }
     this.forward(c, false, bytes, v, ip, flags, now, out, ip.l3);
     // One-packet scheduling (-o, UDP): the connection lives for this datagram only.
     if (proto === IPPROTO_UDP && svc.spec.onePacket) this.release(c, 'expired');
@@ -498,6 +503,7 @@ export class ReferenceEngine implements EngineLike {
   private release(c: Conn, why: 'expired' | 'reused'): void {
     if (c.template) return this.templateRelease(c);
     this.unhash(c);
+    if (c.ftp) { c.ftp = undefined; this.ftpBound--; }
     if (c.noCport) { c.noCport = false; this.noCportConns--; }
     c.freed = true;
     if (c.inactive) c.dest.inactConns--;
@@ -707,7 +713,7 @@ export class ReferenceEngine implements EngineLike {
       for (const c of due) {
         if (c.expires !== tick) { this.timerSet(c, c.expires); continue; }
         if (c.freed) continue; // a template that went with its last connection
-        if (!c.template && c.nControl !== 0) this.timerSet(c, now + this.timeouts[c.proto === IPPROTO_TCP ? c.state : TIMEOUT_UDP]);
+        if (!c.template && c.nControl !== 0) this.timerSet(c, c.expires + this.timeouts[c.proto === IPPROTO_TCP ? c.state : TIMEOUT_UDP]);
         else if (!c.template) this.release(c, 'expired');
         else if (c.nControl !== 0) this.timerSet(c, c.expires + c.timeout);
         else this.templateRelease(c);

@@ -229,7 +229,7 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
   }
 
   function openTcp(): Flow {
-    const svc = o.persistence === false ? pick([80, 80, 80, 21, 21, 8080, 8443]) : pick([80, 80, 80, 443, 443, 21, 21, 8080, 8443]);
+    const svc = o.persistence === false ? pick([80, 80, 80, 21, 8080, 8443]) : pick([80, 80, 80, 443, 443, 21, 8080, 8443]);
     let caddr = pick(clients);
     let cport = newPort();
     let vport = svc;
@@ -339,7 +339,7 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
    */
   function* ftp(f: Flow, id: string): Generator<Step, void, StepFeedback> {
     // A few exchanges in a row, as a session runs them, before other flows get a turn.
-    for (let k = randInt(rand, 1, 4); k > 0; k--) yield* ftpOne(f, id);
+    for (let k = randInt(rand, 1, 3); k > 0; k--) yield* ftpOne(f, id);
   }
 
   function* ftpOne(f: Flow, id: string): Generator<Step, void, StepFeedback> {
@@ -364,7 +364,7 @@ export function* mixedTraffic(o: TrafficOptions): Generator<Step, void, StepFeed
       const six = `${addr.split('.').join(',')},${port >> 8},${port & 0xff}`;
       // Mostly right after the client's PASV, as a server answers it.
       if (chance(0.6)) yield* clientPacket(f, clientTcp(f, 'PA', enc('PASV\r\n')), `${id} FTP "PASV"`);
-      const bad = chance(0.1);
+      const bad = chance(0.2);
       const text = `${chance(0.2) ? '200 Switching to Binary mode.\r\n' : ''}227 Entering Passive Mode ${bad ? '(1,2,3)' : chance(0.7) ? `(${six}).` : six}\r\n`;
       yield* serverSends(text, `FTP 227 for ${addr}:${port}`);
       if (chance(0.3) && f.lastServer) yield* packet(f.lastServer, `${id} FTP 227 retransmitted`);
