@@ -459,8 +459,8 @@ test('a dest added to a different service starts from zero, even where a deleted
   e.addService({ ...other, scheduler: 'rr' });
   e.addDest(other, { daddr: RS2, dport: 8000, weight: 1 });
   assert.equal(e.listServices()[0].dests, [{
-    daddr: RS2, dport: 8000, weight: 1, activeConns: 0, inactConns: 0, conns: 0,
-    inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0,
+    daddr: RS2, dport: 8000, weight: 1, activeConns: 0, inactConns: 0, persistConns: 0, upperThreshold: 0, lowerThreshold: 0,
+    conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0,
   }]);
 });
 
@@ -692,8 +692,8 @@ test('counters() and dest stats reflect a mixed batch exactly', () => {
     ftp: { passive: 0, active: 0, rewritten: 0, retransmit: 0, 'split-command': 0, 'split-reply': 0, 'no-room': 0, 'table-full': 0, clash: 0, 'bad-reply': 0, 'sessions-full': 0 },
   });
   assert.equal(e.listServices()[0].dests[0], {
-    daddr: RS2, dport: 8000, weight: 1, activeConns: 1, inactConns: 0, conns: 1,
-    inPkts: 2, outPkts: 1, inBytes: s.length + ack.length, outBytes: sa.length,
+    daddr: RS2, dport: 8000, weight: 1, activeConns: 1, inactConns: 0, persistConns: 0, upperThreshold: 0, lowerThreshold: 0,
+    conns: 1, inPkts: 2, outPkts: 1, inBytes: s.length + ack.length, outBytes: sa.length,
   });
   e.expire(T0 + 900_000);
   const after = e.counters();

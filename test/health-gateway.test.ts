@@ -118,7 +118,7 @@ test('the control socket reports each server\'s health and last check result', a
   const clock = new FakeClock();
   const health = healthManagerFor(gw, config, { info() {}, warn() {}, error() {}, debug() {} }, {
     clock, random: () => 0, bootstrapDelay: 0,
-    runCheck: async (c) => (c.target.ip === '198.18.1.3' ? { ok: false, detail: 'ECONNREFUSED' } : { ok: true, detail: 'connected' }),
+    runCheck: async (c) => (c.type !== 'MISC_CHECK' && c.target.ip === '198.18.1.3' ? { ok: false, detail: 'ECONNREFUSED' } : { ok: true, detail: 'connected' }),
   });
   const client = await connectControl({ path: control });
   try {

@@ -15,7 +15,6 @@ import type { Engine } from '../engine/engine.js';
 import { WasmvsError } from '../errors.js';
 import type { Logger } from '../gateway/log.js';
 import type { ListedService } from '../ipvsadm/format.js';
-import { parseRules } from '../ipvsadm/rules.js';
 import {
   DEFAULT_LIMITS, METHODS, PROTOCOL_VERSION, type ControlLimits, type ControlReply, type GatewayInfo, type Method, type TableOptions,
 } from './protocol.js';
@@ -25,26 +24,15 @@ const MAX_QUEUED_REQUESTS = 32;
 
 /**
  * The services as a listing prints them, read from the engine in one synchronous step:
- * configuration and counters (listServices), totals and rates (statistics), thresholds (the
- * saved configuration) and, when asked, the persistence templates bound to each real server
- * (ipvsadm's PersistConn, counted over the connection table).
+ * configuration, counters, thresholds and persistence templates per real server
+ * (listServices) with totals and rates (statistics). PersistConn is always there (the data
+ * plane counts templates per real server); the option is kept for the protocol's sake.
  */
-export function engineTable(engine: Engine, options: TableOptions = {}): ListedService[] {
+export function engineTable(engine: Engine, _options: TableOptions = {}): ListedService[] {
   const key = (p: string, a: string, port: number) => `${p} ${a}:${port}`;
   const stats = new Map(engine.statistics().map((s) => [key(s.protocol, s.vaddr, s.vport), s]));
-  const saved = new Map(parseRules(engine.save()).services.map((s) => [key(s.protocol, s.vaddr, s.vport), s]));
-  const templates = new Map<string, number>();
-  if (options.persistConns) {
-    for (const c of engine.connections()) {
-      if (!c.template) continue;
-      const k = `${key(c.protocol, c.vaddr, c.vport)} ${c.daddr}:${c.dport}`;
-      templates.set(k, (templates.get(k) ?? 0) + 1);
-    }
-  }
   return engine.listServices().map((s) => {
-    const sk = key(s.protocol, s.vaddr, s.vport);
-    const st = stats.get(sk);
-    const rules = saved.get(sk);
+    const st = stats.get(key(s.protocol, s.vaddr, s.vport));
     const { dests, ...config } = s;
     const { dests: statDests, protocol: _p, vaddr: _a, vport: _v, ...totals } = st ?? { dests: [], protocol: s.protocol, vaddr: s.vaddr, vport: s.vport };
     return {
@@ -52,15 +40,8 @@ export function engineTable(engine: Engine, options: TableOptions = {}): ListedS
       ...totals,
       dests: dests.map((d) => {
         const ds = statDests.find((x) => x.daddr === d.daddr && x.dport === d.dport);
-        const rule = rules?.dests.find((x) => x.daddr === d.daddr && x.dport === d.dport);
         const { daddr: _da, dport: _dp, ...dstats } = ds ?? { daddr: d.daddr, dport: d.dport };
-        return {
-          ...d,
-          ...dstats,
-          upperThreshold: rule?.upperThreshold ?? 0,
-          lowerThreshold: rule?.lowerThreshold ?? 0,
-          ...(options.persistConns ? { persistConns: templates.get(`${sk} ${d.daddr}:${d.dport}`) ?? 0 } : {}),
-        };
+        return { ...d, ...dstats };
       }),
     };
   });

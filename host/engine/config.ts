@@ -380,6 +380,9 @@ export class Configuration {
       weight: d.weight,
       activeConns: d.activeConns,
       inactConns: d.inactConns,
+      persistConns: this.dp.destTemplates(d.index),
+      upperThreshold: d.spec.upperThreshold ?? 0,
+      lowerThreshold: d.spec.lowerThreshold ?? 0,
       ...this.dp.destTotals(d.index, { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 }),
     };
   }

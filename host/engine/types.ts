@@ -93,6 +93,12 @@ export interface DestInfo {
   weight: number;
   activeConns: number;
   inactConns: number;
+  /** Persistence templates naming it (ipvsadm's PersistConn). */
+  persistConns: number;
+  /** -x, 0 = none. */
+  upperThreshold: number;
+  /** -y, 0 = none. */
+  lowerThreshold: number;
   /** Connections scheduled to it since it was added. */
   conns: number;
   inPkts: number;

@@ -45,6 +45,8 @@ interface DestRecord {
   lower: number;
   activeConns: number;
   inactConns: number;
+  /** Persistence templates holding it (DEST_PERSIST): created, until freed. */
+  templates: number;
   conns: number;
   inPkts: number;
   outPkts: number;
@@ -272,7 +274,7 @@ export class ReferenceEngine implements EngineLike {
     else {
       rec = {
         daddr, dport, service, available: true, overload: false, upper: 0, lower: 0,
-        activeConns: 0, inactConns: 0, conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0,
+        activeConns: 0, inactConns: 0, templates: 0, conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0,
       };
       this.destRecords[index] = rec;
     }
@@ -609,6 +611,7 @@ export class ReferenceEngine implements EngineLike {
   private templateRelease(t: Conn): void {
     this.unhash(t);
     t.freed = true;
+    t.dest.templates--;
     this.records--;
   }
 
@@ -631,6 +634,7 @@ export class ReferenceEngine implements EngineLike {
       nControl: 0, timeout,
     };
     this.records++;
+    dest.templates++;
     this.templates.set(tkey, t);
     this.timerSet(t, t.expires);
     return t;
@@ -780,7 +784,8 @@ export class ReferenceEngine implements EngineLike {
       ...s.spec,
       dests: s.dests.map((d): DestInfo => ({
         daddr: formatIPv4(d.daddr), dport: d.dport, weight: d.weight,
-        activeConns: d.rec.activeConns, inactConns: d.rec.inactConns, conns: d.rec.conns,
+        activeConns: d.rec.activeConns, inactConns: d.rec.inactConns, persistConns: d.rec.templates,
+        upperThreshold: d.spec.upperThreshold ?? 0, lowerThreshold: d.spec.lowerThreshold ?? 0, conns: d.rec.conns,
         inPkts: d.rec.inPkts, outPkts: d.rec.outPkts, inBytes: d.rec.inBytes, outBytes: d.rec.outBytes,
       })),
     }));

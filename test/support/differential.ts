@@ -129,7 +129,7 @@ function snapshot(e: EngineLike, now: number): { counters: string[]; conns: stri
     `${x.protocol} ${x.caddr}:${x.cport} ${x.vaddr}:${x.vport} -> ${x.daddr}:${x.dport} ${x.state} ${x.expiresIn}${x.template ? ' template' : ''}`).sort();
   const dests: string[] = [];
   for (const s of e.listServices()) {
-    for (const d of s.dests) dests.push(`${s.protocol} ${s.vaddr}:${s.vport} ${d.daddr}:${d.dport} weight ${d.weight} active ${d.activeConns} inactive ${d.inactConns}`);
+    for (const d of s.dests) dests.push(`${s.protocol} ${s.vaddr}:${s.vport} ${d.daddr}:${d.dport} weight ${d.weight} active ${d.activeConns} inactive ${d.inactConns} templates ${d.persistConns}`);
     if (s.dests.length === 0) dests.push(`${s.protocol} ${s.vaddr}:${s.vport} (no real servers)`);
   }
   return { counters, conns, dests };
