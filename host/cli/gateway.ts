@@ -50,6 +50,8 @@ export async function runGateway(argv: string[]): Promise<number> {
       tun: { type: 'string' },
       control: { type: 'string' },
       'no-offload': { type: 'boolean', default: false },
+      'writer-thread': { type: 'boolean', default: false },
+      'no-writer-thread': { type: 'boolean', default: false },
       'real-server-iface': { type: 'string', multiple: true },
       'arp-iface': { type: 'string', multiple: true },
       'conn-capacity': { type: 'string' },
@@ -64,6 +66,8 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`gateway takes no arguments besides options (got "${positionals[0]}")`);
   if (values.rules !== undefined && values.keepalived !== undefined) throw new UsageError('--rules and --keepalived exclude each other: give one');
   if (values.rules === undefined && values.keepalived === undefined) throw new UsageError('gateway needs --rules FILE or --keepalived FILE');
+  if (values['writer-thread'] && values['no-writer-thread']) throw new UsageError('--writer-thread and --no-writer-thread exclude each other: give one');
+  const writerThread = values['writer-thread'] ? true : values['no-writer-thread'] ? false : undefined;
   const format = values['log-format'] ?? 'text';
   if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format is text or json (got "${format}")`);
   const log = createLogger({ format: format as LogFormat, verbose: values.verbose });
@@ -87,6 +91,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     tun: values.tun,
     control,
     offload: !values['no-offload'],
+    ...(writerThread === undefined ? {} : { writerThread }),
     realServerIfaces: values['real-server-iface'],
     arpIfaces: values['arp-iface'],
     connCapacity: positiveInt(values['conn-capacity'], '--conn-capacity', 0xffffff),

@@ -7,6 +7,7 @@ export const USAGE = `Usage: wasmvs <command> [options]
 
 Commands:
   gateway --rules FILE | --keepalived FILE [--tun NAME] [--control PATH] [--no-offload] [--mtu N]
+          [--writer-thread | --no-writer-thread]
           [--real-server-iface IFACE]... [--arp-iface IFACE]... [--conn-capacity N]
           [--ftp-ports LIST] [--verbose] [--log-format text|json]
       The director (root): a TUN device (default wvs0) owns the VIPs of FILE (ipvsadm-save
@@ -24,6 +25,9 @@ Commands:
         --no-offload            plain IFF_TUN|IFF_NO_PI: no GSO super-packets, no partial
                                 checksums (default: virtio_net_hdr offload on)
         --mtu N                 the TUN's MTU (default 1500)
+        --writer-thread         write forwarded packets on a second thread, so the kernel's
+                                work in each write(2) runs on another core (the default);
+                                --no-writer-thread: read, process and write on one thread
         --real-server-iface IF  real servers' replies are those arriving on IF (repeatable),
                                 instead of those from the real servers' addresses
         --arp-iface IF          answer ARP for the VIPs on IF (proxy neighbour entries)

@@ -38,6 +38,13 @@ export interface Device {
    * cannot forward any more and stops.
    */
   readonly failure?: string;
+  /**
+   * The kernel file descriptor that write() writes to, when another thread may write(2)
+   * packets to it directly (the gateway's writer thread, writer.ts). Absent on devices that are
+   * not a kernel file (FakeDevice): the gateway then writes on its own thread. Valid until
+   * close(), which the owner calls only once that thread is gone.
+   */
+  readonly fd?: number;
   /** Error and drop counts since open. */
   stats(): DeviceStats;
   /** Closes the device; waits for a pending wait() to return first. Idempotent. */

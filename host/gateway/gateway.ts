@@ -34,6 +34,7 @@ import { applyChanges, describeChange, planChanges, type ConfigChange } from './
 import { TunDevice } from './tun.js';
 import { packageVersion } from '../version.js';
 import { VNET_F_NEEDS_CSUM, vnetFlags, vnetHeaderSupported } from './vnet.js';
+import { WRITER_REGIONS, WriterThread } from './writer.js';
 
 export interface GatewayOptions {
   /** The rules file (ipvsadm-save syntax); reload() re-reads it. One of rulesFile, rules. */
@@ -46,6 +47,13 @@ export interface GatewayOptions {
   offload?: boolean;
   /** The TUN's MTU (default 1500). */
   mtu?: number;
+  /**
+   * Write forwarded packets on a second thread (writer.ts), so the kernel work each write(2)
+   * carries runs on another core while this thread reads and processes the next batch
+   * (default true). Only over a device with a file descriptor (a TUN); over any other device
+   * the gateway writes on its own thread.
+   */
+  writerThread?: boolean;
   /** The TUN's transmit queue length (default 10000: the kernel's 500 drops bursts). */
   txqueuelen?: number;
   /** Select real servers' replies by incoming interface instead of by source address. */
@@ -82,6 +90,10 @@ export interface GatewayCounters {
   notIpv4: number;
   /** Packets whose virtio_net_hdr the engine cannot handle, dropped. */
   badVnetHeader: number;
+  /** Whether forwarded packets are written on the writer thread (GatewayOptions.writerThread). */
+  writerThread: boolean;
+  /** Times the loop found every ring region still queued for the writer thread and waited. */
+  writerWaits: number;
   device: DeviceStats;
   /** Answers to packets addressed to a VIP that no service serves. */
   replies: ResponderCounters;
@@ -108,6 +120,9 @@ export interface GatewayEvents {
 /** Loop tuning. */
 const WAIT_MS = 200; // poll() timeout: bounds how long stop() waits for the pool thread
 const TURN_BATCHES = 16; // batches in a row before the loop yields to the event loop
+// Writes on a second thread by default: measured with npm run bench:gateway (README, "Gateway
+// benchmark"). Over a device without an fd (FakeDevice) the gateway always writes itself.
+const DEFAULT_WRITER_THREAD = true;
 const TICK_MS = 1000; // idle expiry and the 2-second rate estimator keep running
 const SYNC_EVERY_TICKS = 5; // host routes/rules follow real servers whose connections ended
 const TABLE_FULL_LOG_MS = 10_000;
@@ -142,12 +157,24 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly hostnet: HostNetwork | undefined;
   private readonly control: ControlServer | undefined;
   private readonly responder: Responder;
-  /** Slot views: [0, batch) are read into; [batch, 2 batch) hold generated answers. */
+  /**
+   * Slot views, in regions of 2 batch slots: [0, batch) of a region are read into, [batch,
+   * 2 batch) hold generated answers. One region, or WRITER_REGIONS with a writer thread (a
+   * region is refilled only once the writer gave it back).
+   */
   private readonly slots: Uint8Array[];
-  private readonly readBufs: Uint8Array[];
-  private readonly sizes: Uint32Array;
-  private readonly writeIdx: Uint32Array;
+  private readonly regionSlots: number;
+  /** Per region: its read slots, and its part of sizes (read() fills sizes from index 0). */
+  private readBufs: Uint8Array[][] = [];
+  private readSizes: Uint32Array[] = [];
+  /** Packet lengths by slot index, and the slots to write by region (shared with the writer). */
+  private sizes: Uint32Array;
+  private writeIdx: Uint32Array;
+  private writeIdxOf: Uint32Array[] = [];
   private readonly batch: number;
+  private writer: WriterThread | undefined;
+  /** What earlier writer threads wrote (one that failed is replaced by this thread's writes). */
+  private writerPast = { txPackets: 0, txErrors: 0, waits: 0 };
   private healthSource: (() => unknown[]) | undefined;
   private stopping = false;
   private stopped: Promise<void> | undefined;
@@ -190,7 +217,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         await hostnet.setup();
         await gw.syncHost();
       }
+      if (gw.wantsWriter()) await gw.startWriter();
     } catch (err) {
+      await gw?.writer?.stop();
       gw = undefined;
       await hostnet?.teardown().catch((e: unknown) => log.error('host', `cleanup after a failed start: ${(e as Error).message}`));
       if (device !== options.device) await device?.close();
@@ -198,7 +227,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       throw err;
     }
     gw.run();
-    log.info('ready', `forwarding on ${device.name}: ${rules.services.length} services, ${rules.services.reduce((n, s) => n + s.dests.length, 0)} real servers${device.headerLen ? ', offload on' : ', offload off'}`);
+    log.info('ready', `forwarding on ${device.name}: ${rules.services.length} services, ${rules.services.reduce((n, s) => n + s.dests.length, 0)} real servers${device.headerLen ? ', offload on' : ', offload off'}${gw.writer ? ', writes on a second thread' : ''}`);
     gw.emit('ready');
     return gw;
   }
@@ -227,17 +256,73 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.hostnet = hostnet;
     this.log = log;
     this.batch = Math.max(1, device.batchSize);
+    this.regionSlots = this.batch * 2;
+    const writerThread = options.writerThread ?? DEFAULT_WRITER_THREAD;
+    if (typeof writerThread !== 'boolean') throw new WasmvsError('WASMVS_BAD_OPTION', `writerThread must be true or false, got ${String(writerThread)}`);
+    const regions = writerThread && device.fd !== undefined ? WRITER_REGIONS : 1;
     const slotSize = device.headerLen > 0 ? OFFLOAD_SLOT : Math.ceil(((options.mtu ?? 1500) + device.headerLen) / 64) * 64;
     this.engine = new Engine({
-      ...options.engine, ...(options.connCapacity === undefined ? {} : { connCapacity: options.connCapacity }), slotCount: this.batch * 2, slotSize,
+      ...options.engine, ...(options.connCapacity === undefined ? {} : { connCapacity: options.connCapacity }), slotCount: this.regionSlots * regions, slotSize,
     });
     this.engine.restore(rules);
     this.responder = new Responder(options.responder);
-    this.slots = Array.from({ length: this.batch * 2 }, (_, i) => this.engine.slot(i));
-    this.readBufs = this.slots.slice(0, this.batch);
-    this.sizes = new Uint32Array(this.batch * 2);
-    this.writeIdx = new Uint32Array(this.batch * 2);
+    this.slots = Array.from({ length: this.regionSlots * regions }, (_, i) => this.engine.slot(i));
+    this.sizes = new Uint32Array(this.slots.length);
+    this.writeIdx = new Uint32Array(this.slots.length);
+    this.viewRegions();
     this.engine.on('error', (err: Error) => this.fault('scheduler', err));
+  }
+
+  /** Whether the ring was cut into regions for a writer thread (the option, over a TUN). */
+  private wantsWriter(): boolean {
+    return this.slots.length > this.regionSlots;
+  }
+
+  /** Per-region views over slots, sizes and writeIdx (again whenever those arrays change). */
+  private viewRegions(): void {
+    const regions = this.slots.length / this.regionSlots;
+    this.readBufs = [];
+    this.readSizes = [];
+    this.writeIdxOf = [];
+    for (let r = 0; r < regions; r++) {
+      const base = r * this.regionSlots;
+      this.readBufs.push(this.slots.slice(base, base + this.batch));
+      this.readSizes.push(this.sizes.subarray(base, base + this.batch));
+      this.writeIdxOf.push(this.writeIdx.subarray(base, base + this.regionSlots));
+    }
+  }
+
+  /**
+   * Starts the writer thread over the device's fd and the engine's memory. Should it fail to
+   * start, the gateway writes on its own thread, as it does without the option, and says so:
+   * the thread changes where the CPU time goes, never what is forwarded.
+   */
+  private async startWriter(): Promise<void> {
+    try {
+      this.writer = await WriterThread.start({
+        fd: this.device.fd as number, memory: this.engine.memory as unknown as WebAssembly.Memory, slots: this.slots, regionSlots: this.regionSlots,
+      });
+    } catch (err) {
+      this.log.warn('writer', `${(err as Error).message}; writing on the gateway's own thread`);
+      return;
+    }
+    this.sizes = this.writer.sizes;
+    this.writeIdx = this.writer.indices;
+    this.viewRegions();
+  }
+
+  /**
+   * A writer thread that died (not the TUN going away: that stops the gateway) is replaced by
+   * this thread's own writes; the batches it held are lost, as a full queue loses packets.
+   */
+  private dropWriter(why: string): void {
+    const writer = this.writer;
+    if (!writer) return;
+    this.writer = undefined;
+    const st = writer.stats();
+    this.writerPast = { txPackets: this.writerPast.txPackets + st.txPackets, txErrors: this.writerPast.txErrors + st.txErrors, waits: this.writerPast.waits + writer.waits };
+    this.fault('writer', new WasmvsError('WASMVS_TUN', `${why}: writing on the gateway's own thread from now on`));
+    void writer.stop();
   }
 
   /**
@@ -278,7 +363,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   counters(): GatewayCounters {
-    return { ...this.counts, device: this.device.stats(), replies: this.responder.counters() };
+    const device = this.device.stats();
+    const st = this.writer?.stats() ?? { txPackets: 0, txErrors: 0 };
+    device.txPackets += st.txPackets + this.writerPast.txPackets;
+    device.txErrors += st.txErrors + this.writerPast.txErrors;
+    return {
+      ...this.counts, written: this.counts.written + st.txPackets + this.writerPast.txPackets,
+      writerThread: this.writer !== undefined, writerWaits: (this.writer?.waits ?? 0) + this.writerPast.waits,
+      device, replies: this.responder.counters(),
+    };
   }
 
   /** Stops forwarding, closes the device and removes everything the gateway added to the host. */
@@ -297,6 +390,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.stopping = true;
     if (this.ticker) clearInterval(this.ticker);
     await this.loopDone;
+    // The writer drains what is queued and exits before the device (and its fd) goes.
+    await this.writer?.stop();
     await this.control?.close();
     await this.syncing;
     // Routes and rules go while the TUN still exists, each removal logged as it happens;
@@ -332,19 +427,36 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Up to TURN_BATCHES batches; true when packets are still waiting. */
   private drain(): boolean {
     for (let b = 0; b < TURN_BATCHES; b++) {
-      const n = this.device.read(this.readBufs, this.sizes);
+      const writer = this.writer;
+      let base = 0;
+      if (writer) {
+        if (!writer.acquire()) {
+          // Every region is still the writer's: give the event loop a turn (control
+          // requests, a dead worker's exit) and come back.
+          this.checkWriter();
+          return true;
+        }
+        base = writer.base;
+      }
+      const region = base / this.regionSlots;
+      const n = this.device.read(this.readBufs[region], this.readSizes[region]);
       if (n === 0) return false;
-      this.forwardBatch(n);
+      const w = this.forwardBatch(base, n);
+      if (w > 0) {
+        if (writer && this.writer === writer) writer.publish(w);
+        else this.counts.written += this.device.write(this.slots, this.sizes, this.writeIdxOf[region], w);
+      }
       if (n < this.batch) return false; // the read stopped at EAGAIN: nothing more is ready
     }
     return true;
   }
 
-  private forwardBatch(n: number): void {
+  /** Lists the slots of the batch in region `base` to write (in writeIdx); returns how many. */
+  private forwardBatch(base: number, n: number): number {
     const engine = this.engine;
     const h = this.device.headerLen;
     const now = performance.now();
-    for (let i = 0; i < n; i++) {
+    for (let i = base; i < base + n; i++) {
       let partial = false;
       if (h > 0) {
         if (!vnetHeaderSupported(this.slots[i], this.sizes[i])) {
@@ -356,13 +468,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       }
       engine.setSlot(i, this.sizes[i], h, partial);
     }
-    engine.process(0, n, now);
+    engine.process(base, n, now);
     // The FTP helper may have resized a 227 reply (only in a batch that holds one).
-    if (engine.lastBatchResized) engine.slotLengths(this.sizes, n);
+    if (engine.lastBatchResized) engine.slotLengths(this.sizes, n, base);
     this.counts.batches++;
-    let w = 0;
+    // The region's write list starts at writeIdx[base] (the writer thread reads it there).
+    let w = base;
     let answers = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = base; i < base + n; i++) {
       const v = engine.verdict(i);
       if (v === 'forward') {
         this.writeIdx[w++] = i;
@@ -372,7 +485,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         if (engine.reason(i) === 'not-ipv4') this.counts.notIpv4++;
         else this.writeIdx[w++] = i;
       } else if (v === 'local') {
-        const r = this.batch + answers;
+        const r = base + this.batch + answers;
         const len = this.responder.answer(this.slots[i].subarray(h, this.sizes[i]), this.slots[r].subarray(h), now);
         if (len > 0) {
           if (h > 0) this.slots[r].fill(0, 0, h); // no offload: the answer's checksums are complete
@@ -382,12 +495,28 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         }
       }
     }
-    if (w > 0) this.counts.written += this.device.write(this.slots, this.sizes, this.writeIdx, w);
+    return w - base;
   }
 
   // ---- timers, host sync, faults ---------------------------------------------------------
 
+  /**
+   * Acts on a writer thread's failure: the TUN gone (its write() said so) stops the gateway
+   * as a device failure does; a worker that died is replaced by this thread's own writes.
+   */
+  private checkWriter(): void {
+    const why = this.writer?.failure;
+    if (why === undefined || this.stopping) return;
+    if (this.writer?.tunGone) {
+      this.fault('device', new WasmvsError('WASMVS_TUN', `${this.device.name} failed (${why}): stopping`));
+      void this.stop();
+    } else {
+      this.dropWriter(why);
+    }
+  }
+
   private tick(): void {
+    this.checkWriter();
     if (this.device.failure !== undefined && !this.stopping) {
       this.fault('device', new WasmvsError('WASMVS_TUN', `${this.device.name} failed (${this.device.failure}): stopping`));
       void this.stop();

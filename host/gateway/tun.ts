@@ -185,7 +185,7 @@ export class TunDevice implements Device {
   readonly offloads: readonly string[];
 
   private readonly lib: Libc;
-  private fd: number;
+  private handle: number;
   private wakeFd: number;
   /** Two struct pollfd in native memory (it stays put while the async poll runs): the TUN's
    *  and the eventfd's. */
@@ -198,7 +198,7 @@ export class TunDevice implements Device {
 
   private constructor(lib: Libc, fd: number, wakeFd: number, name: string, offload: boolean, offloads: string[], batchSize: number) {
     this.lib = lib;
-    this.fd = fd;
+    this.handle = fd;
     this.wakeFd = wakeFd;
     this.name = name;
     this.offload = offload;
@@ -300,9 +300,14 @@ export class TunDevice implements Device {
     return this.failureText;
   }
 
+  /** The TUN's descriptor, for the gateway's writer thread (Device.fd); -1 once closed. */
+  get fd(): number {
+    return this.handle;
+  }
+
   read(bufs: readonly Uint8Array[], sizes: Uint32Array): number {
     if (this.closed) return 0;
-    const { lib, fd } = this;
+    const { lib, handle: fd } = this;
     const max = Math.min(bufs.length, sizes.length);
     let n = 0;
     // A packet too long for its buffer is cut to fit by the kernel (tun_put_user()), which
@@ -335,7 +340,7 @@ export class TunDevice implements Device {
 
   write(bufs: readonly Uint8Array[], sizes: Uint32Array, indices: Uint32Array, count: number): number {
     if (this.closed) return 0;
-    const { lib, fd } = this;
+    const { lib, handle: fd } = this;
     const last = Math.min(count, indices.length);
     let written = 0;
     for (let k = 0; k < last; k++) {
@@ -406,9 +411,9 @@ export class TunDevice implements Device {
         this.lib.write(this.wakeFd, one, 8);
         await this.pending;
       }
-      this.lib.close(this.fd);
+      this.lib.close(this.handle);
       this.lib.close(this.wakeFd);
-      this.fd = -1;
+      this.handle = -1;
       this.wakeFd = -1;
       koffi.free(this.pollfds);
       this.pollfds = null;
