@@ -305,6 +305,26 @@ test('a control connection released while its data connection lives (a new SYN o
   }
 });
 
+test('a persistent FTP service (-p) and a port-zero one: data connections follow their control connection, which its template schedules; all go in order', () => {
+  for (const [rules, template] of [
+    [`-A -t ${VIP}:21 -s rr -p 60\n-a -t ${VIP}:21 -r ${RIP}:21 -m\n`, '0 21 21 NONE template'],
+    // A port-zero service's template has port 0 (one for all ports, as IPVS).
+    [`-A -t ${VIP}:0 -s rr -p 60\n-a -t ${VIP}:0 -r ${RIP}:0 -m\n`, '0 0 0 NONE template'],
+  ]) {
+    const { engines, end } = converse([BANNER, PASV, PASV227, { ack: 'client' }, { from: 'client', text: 'PORT 198,18,7,7,195,90\r\n' }, { from: 'server', text: '200 ok\r\n' }], { close: false }, rules);
+    for (const [name, e] of engines) {
+      const rows = () => e.connections().map((c) => `${c.cport} ${c.vport} ${c.dport} ${c.state}${c.template ? ' template' : ''}`).sort();
+      assert.equal(rows(), [template, '0 50000 50000 LISTEN', '40001 21 21 ESTABLISHED', '50010 20 20 LISTEN'].sort(), `${name}: ${rules}`);
+      // The passive data connection opens: not scheduled, so the template is not asked again.
+      const syn = e.processPacket(tcpPacket({ src: CLIENT, sport: 50400, dst: VIP, dport: 50000, flags: 'S', seq: 1 }), end);
+      assert.is(hex(syn.packet), hex(tcpPacket({ src: CLIENT, sport: 50400, dst: RIP, dport: 50000, flags: 'S', seq: 1 })), name);
+      for (const at of [end + 1_000, end + 200_000, end + 1_000_000, end + 2_000_000]) e.expire(at);
+      assert.equal(e.connections(end + 2_000_000), [], `${name}: everything went in the end`);
+      assert.is(e.counters().liveConns, 0, name);
+    }
+  }
+});
+
 test('ftpPorts: [] switches the helper off; [2121] binds it to 2121 only; bad lists are refused with WASMVS_BAD_OPTION', () => {
   const run = (ftpPorts: number[], vport: number): number => {
     const e = new Engine({ connCapacity: 64, slotCount: 4, ftpPorts });
