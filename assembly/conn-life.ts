@@ -27,7 +27,7 @@ import { tcpDport, tcpSport } from './wire/tcp';
  * `dest` on port `rport`, by persistence template `template` (-1: none), and counts it. Its
  * timer is armed when its first packet is forwarded. Returns its record.
  */
-export function connNew(dest: u32, rport: u16, template: i32): u32 {
+@inline export function connNew(dest: u32, rport: u16, template: i32): u32 {
   const idx = <u32>connAlloc();
   const c = connAddr(idx);
   const d = destAddr(dest);
