@@ -1,7 +1,7 @@
 // wasmvs: IPVS NAT ("masquerading") as a Node.js packet engine over a WebAssembly data plane.
 export { Engine } from './engine/engine.js';
 export type {
-  ConnEvent, ConnInfo, ConnTuple, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, PacketResult,
+  ConnEvent, ConnInfo, ConnTuple, Counters, DestInfo, DestKey, EngineEvents, EngineOptions, FtpEvent, PacketResult,
   ServiceInfo, ServiceKey, Timeouts, Verdict,
 } from './engine/engine.js';
 export { EST_INTERVAL_MS, Estimator } from './engine/stats.js';
@@ -14,7 +14,7 @@ export { registerScheduler, schedulerNames } from './schedulers/index.js';
 export type { SchedDest, SchedPacket, Scheduler, SchedulerFactory } from './schedulers/index.js';
 export { WasmvsError, ERROR_CODES } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export type { DropReason, PassReason } from './engine/abi.js';
+export type { DropReason, FtpCounter, PassReason } from './engine/abi.js';
 export type { Protocol } from './addr.js';
 export { Gateway } from './gateway/gateway.js';
 export type { GatewayCounters, GatewayEvents, GatewayOptions } from './gateway/gateway.js';
