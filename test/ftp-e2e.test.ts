@@ -209,6 +209,46 @@ if (!isRoot() || !VSFTPD || !CURL) {
     });
   }
 
+  test('a command cut in two segments by the client: the gateway logs it (once), vsftpd gets it whole', async () => {
+    const gw = await startGateway(tb, { rules: RULES });
+    try {
+      // A client that writes PORT in two pieces, 200 ms apart (Nagle off): two segments.
+      const out = await tb.exec(tb.client.ns, [process.execPath, '-e', `
+        const net = require('net');
+        const s = net.connect({ host: '${VIP}', port: 21, noDelay: true });
+        let got = '';
+        const step = { '220': 'USER anonymous\\r\\n', '331': 'PASS guest@\\r\\n' };
+        let buf = '';
+        s.on('data', (d) => {
+          got += d;
+          buf += d;
+          let nl;
+          while ((nl = buf.indexOf('\\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            const code = line.slice(0, 3);
+            if (line[3] !== ' ') continue;
+            if (step[code]) s.write(step[code]);
+            else if (code === '230') { s.write('PORT 198,18,0,'); setTimeout(() => s.write('2,195,80\\r\\n'), 200); }
+            else if (!s.quit) { s.quit = true; s.end('QUIT\\r\\n'); }
+          }
+        });
+        s.on('close', () => { console.log(JSON.stringify(got)); });
+        setTimeout(() => { console.log('timeout', JSON.stringify(got)); process.exit(0); }, 8000).unref();
+      `], { timeoutMs: 10_000 });
+      assert.match(out, /200 PORT command successful/, 'vsftpd read the command whole');
+      const until = Date.now() + 3000;
+      while (!/ ftp: split-command on 198\.18\.0\.2:\d+ -> 198\.18\.100\.10:21/.test(gw.process.stderr.text()) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      assert.match(gw.process.stderr.text(), / ftp: split-command on 198\.18\.0\.2:\d+ -> 198\.18\.100\.10:21/);
+      assert.is(gw.process.stderr.text().split('\n').filter((l) => / ftp: /.test(l)).length, 1, 'one log line');
+      const c = await gatewayState(gw.control);
+      assert.is(c.ftp['split-command'], 1);
+      assert.is(c.ftp.active, 0, 'the cut PORT opened nothing');
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('wasmvs adm -L -n -c\'s view during a passive transfer: the data connection is an ordinary row to the control connection\'s server', async () => {
     const gw = await startGateway(tb, { rules: RULES });
     try {
