@@ -71,11 +71,21 @@ if (!ROOT) {
     await tb?.destroy();
   });
 
-  for (const offload of [true, false]) {
-    const mode = offload ? 'offload' : 'no-offload';
+  // Each offload mode with the writes on the writer thread (the default) and on the
+  // gateway's own thread (--no-writer-thread); the ready line says which one ran.
+  const WRITES_ON_THREAD = /ready: .*writes on a second thread/;
+  for (const [offload, writer] of [[true, true], [false, true], [true, false], [false, false]]) {
+    const mode = `${offload ? 'offload' : 'no-offload'}, ${writer ? 'writer thread' : 'no writer thread'}`;
+    const args = writer ? [] : ['--no-writer-thread'];
+    const checkThread = (gw: { process: { stderr: { text(): string } } }) => {
+      const log = gw.process.stderr.text();
+      assert.is(WRITES_ON_THREAD.test(log), writer, `writes ${writer ? '' : 'not '}on a second thread:\n${log}`);
+      assert.not.match(log, /writer:/, 'the writer thread started and never failed');
+    };
     test(`${mode}: 300 short HTTP connections split 1:2 by wrr, replies from the VIP; keep-alive`, async () => {
-      const gw = await startGateway(tb, { rules: RULES, offload });
+      const gw = await startGateway(tb, { rules: RULES, offload, args });
       try {
+        checkThread(gw);
         const short = await clientGet(tb, `http://${VIP}/`, 300, { concurrency: 8 });
         assert.is(short.ok, 300, short.errors.join('\n'));
         assert.equal(byName(short.servers), { rs1: 100, rs2: 200 });
@@ -91,7 +101,7 @@ if (!ROOT) {
     });
 
     test(`${mode}: 20 MB down and up arrive intact; UDP request/response`, async () => {
-      const gw = await startGateway(tb, { rules: RULES, offload });
+      const gw = await startGateway(tb, { rules: RULES, offload, args });
       try {
         const down = await clientDownload(tb, `http://${VIP}/bytes/${MB20}`);
         assert.is(down.bytes, MB20);
@@ -103,6 +113,7 @@ if (!ROOT) {
         assert.is(udp.received, 50);
         assert.equal(peerAddresses(udp.peers), [VIP]);
         assert.equal(Object.keys(byName(udp.servers)).sort(), ['rs1', 'rs2'], 'rr over both');
+        checkThread(gw);
       } finally {
         await gw.stop();
       }

@@ -178,6 +178,11 @@ export class WriterThread {
     return Atomics.load(this.ctl, CTL_FAIL_ERRNO) !== 0;
   }
 
+  /** true when the writer has written every region handed to it (nothing queued). */
+  get idle(): boolean {
+    return Atomics.load(this.ctl, CTL_TAIL) === this.head;
+  }
+
   /** The first slot of the region the gateway's thread fills next. */
   get base(): number {
     return (this.head & (WRITER_REGIONS - 1)) * this.regionSlots;
