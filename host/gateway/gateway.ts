@@ -7,11 +7,14 @@
 //
 // Threads. One thread, the one that starts the Gateway (Node's main thread for the CLI), runs
 // everything that touches the data plane: reads, process() and the scheduler calls it makes,
-// expiry, writes, and every configuration change (reload, the control socket). The data plane
-// is single-writer and needs no locks because of that: a control request is an ordinary
+// expiry, and every configuration change (reload, the control socket). The data plane is
+// single-writer and needs no locks because of that: a control request is an ordinary
 // event-loop callback, so it runs between two batches, never inside one, and costs nothing per
-// packet. The only other thread is a libuv pool thread that sits in poll() on the TUN while no
-// packet is ready (TunDevice.wait), so idle costs no CPU and the event loop is never blocked.
+// packet. A libuv pool thread sits in poll() on the TUN while no packet is ready
+// (TunDevice.wait), so idle costs no CPU and the event loop is never blocked. With the writer
+// thread (writer.ts, the default over a TUN) the write(2) calls of batches that filled the
+// batch, and of any batch behind them, run on a worker, which touches nothing but the bytes and
+// lengths of the slots it is handed; short batches while it is idle are written here.
 //
 // Batching costs no latency: after a wake-up the loop reads what is ready (until EAGAIN or a
 // batch), processes it with one call, writes it back and repeats; a lone packet is never held
@@ -122,8 +125,11 @@ export interface GatewayEvents {
 /** Loop tuning. */
 const WAIT_MS = 200; // poll() timeout: bounds how long stop() waits for the pool thread
 const TURN_BATCHES = 16; // batches in a row before the loop yields to the event loop
-// Writes on a second thread by default: measured with npm run bench:gateway (README, "Gateway
-// benchmark"). Over a device without an fd (FakeDevice) the gateway always writes itself.
+// Writes on a second thread by default: with the hand-off of full batches only, the ratio to
+// kernel NAT in npm run bench:gateway held or rose in every test (keep-alive +7%, 4 streams
+// +18%, UDP +15%; README, "Gateway benchmark"); handing over every batch lost a third of the
+// HTTP rate. Over a device without an fd (FakeDevice) the gateway
+// always writes itself.
 const DEFAULT_WRITER_THREAD = true;
 const TICK_MS = 1000; // idle expiry and the 2-second rate estimator keep running
 const SYNC_EVERY_TICKS = 5; // host routes/rules follow real servers whose connections ended

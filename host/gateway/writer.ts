@@ -17,6 +17,9 @@
 //     int32 counters (wrap)            u64 (written by the writer)   region r lists its slots at
 //                                                                    indices[r*regionSlots ...]
 //
+// Which batches go over is the gateway's choice (gateway.ts drain()): those that filled the
+// batch, and any behind one still queued, so the order on the wire stays the read order.
+//
 // A region is never reused before the writer released it. Back-pressure: with every region
 // queued, the gateway's thread waits (Atomics.wait, a few ms at a time, then a turn of the
 // event loop) instead of writing itself. Every queued region belongs to the writer, so writing
