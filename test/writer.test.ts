@@ -14,6 +14,7 @@ import { Engine } from '../host/engine/engine.js';
 import { FakeDevice } from '../host/gateway/device.js';
 import { Gateway } from '../host/gateway/gateway.js';
 import { WRITER_REGIONS, WriterThread } from '../host/gateway/writer.js';
+import { cliArgv } from '../host/testbed/gateway.js';
 import { ftpConversation, reply227 } from './support/ftp-traffic.js';
 import { decode, hex, tcpPacket, udpPacket } from './support/packets.js';
 
@@ -267,8 +268,17 @@ async function runThrough(headerLen: number, writerThread: boolean) {
       device.inject(f);
     }
     out.push(...await collect(source, replies.length));
+    // A lone packet while the writer is idle: written by the gateway's own thread.
+    await new Promise((r) => setTimeout(r, 20));
+    const before = gw.counters().writerWritten;
+    const lone = tcpPacket({ src: CLIENT, dst: VIP, sport: 30_000, dport: 80, flags: 'S', seq: 1 });
+    const f = new Uint8Array(headerLen + lone.length);
+    f.set(lone, headerLen);
+    device.inject(f);
+    out.push(...await collect(source, 1));
+    const loneOnThread = gw.counters().writerWritten - before;
     const counters = gw.counters();
-    return { out, counters, ftp: gw.engine.counters().ftp.rewritten };
+    return { out, counters, loneOnThread, ftp: gw.engine.counters().ftp.rewritten };
   } finally {
     const reading = setInterval(() => fifo.drain(), 1);
     await gw.stop();
@@ -282,10 +292,10 @@ for (const headerLen of [0, 10]) {
     const threaded = await runThrough(headerLen, true);
     const own = await runThrough(headerLen, false);
     assert.ok(threaded.counters.writerThread, 'the writer thread runs');
-    // Bursts of 100 fill batches of 16: those go to the thread; the short ones are written
-    // by the gateway's thread while the writer is idle.
+    // Bursts of 100 fill batches of 16: those go to the thread; a short batch while the
+    // writer is idle is written by the gateway's thread.
     assert.ok(threaded.counters.writerWritten >= 64, `${threaded.counters.writerWritten} packets written on the writer thread`);
-    assert.ok(threaded.counters.writerWritten < threaded.out.length, 'short batches written by the gateway\'s thread');
+    assert.is(threaded.loneOnThread, 0, 'a lone packet with the writer idle is written by the gateway\'s thread');
     assert.not.ok(own.counters.writerThread);
     assert.is(own.counters.writerWritten, 0);
     assert.is(threaded.ftp, 20, 'every 227 resized');
@@ -296,7 +306,7 @@ for (const headerLen of [0, 10]) {
     assert.is(threaded.counters.device.txPackets, threaded.out.length);
     assert.is(threaded.counters.device.txErrors, 0);
     // The replies came back from the VIP.
-    for (const p of threaded.out.slice(-150)) assert.is(decode(p.subarray(headerLen)).src, VIP);
+    for (const p of threaded.out.slice(-151, -1)) assert.is(decode(p.subarray(headerLen)).src, VIP);
   });
 }
 
@@ -317,6 +327,18 @@ test('over a FakeDevice (no fd) writerThread: true writes on the gateway\'s own 
   } catch (err) {
     assert.is((err as { code?: string }).code, 'WASMVS_BAD_OPTION');
     assert.match((err as Error).message, /writerThread must be true or false/);
+  }
+});
+
+test('wasmvs gateway refuses --writer-thread with --no-writer-thread (usage, exit 2) before anything starts', () => {
+  const argv = cliArgv(['gateway', '--rules', '/nonexistent/lvs.rules', '--writer-thread', '--no-writer-thread']);
+  try {
+    execFileSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    assert.unreachable('both accepted');
+  } catch (e) {
+    const err = e as { status: number; stderr: Buffer };
+    assert.is(err.status, 2);
+    assert.match(err.stderr.toString(), /--writer-thread and --no-writer-thread exclude each other/);
   }
 });
 
