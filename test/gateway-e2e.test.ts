@@ -136,11 +136,15 @@ if (!ROOT) {
           socks.push(s);
         }
         setTimeout(() => { process.stdout.write(String(got)); process.exit(0); }, 4000);`], { timeoutMs: 20_000 });
-      assert.ok(Number(out.trim().split('\n').pop()) >= 990, `answered ${JSON.stringify(out)} of 1000`);
+      // The gateway must schedule and forward every datagram of the burst (asserted on its
+      // counters below); the echoes coming back also have to fit the real servers' socket
+      // buffers (net.core.rmem_default, ~200 KB for ~500 datagrams each), which may drop some.
+      assert.ok(Number(out.trim().split('\n').pop()) >= 900, `answered ${JSON.stringify(out)} of 1000`);
       const client = await connectControl({ path: gw.control });
       try {
         const c = await client.counters();
-        assert.ok(c.connsCreated >= 990, `connections ${c.connsCreated}`);
+        assert.ok(c.connsCreated >= 995, `connections ${c.connsCreated}`);
+        assert.is(c.drop, 0, 'nothing dropped by the gateway');
       } finally {
         client.close();
       }
