@@ -5,50 +5,30 @@
 // min_reply_length to max_reply_length bytes long and, when given, start with the reply
 // bytes (compared over the shorter of the two, as check_udp_reply). The socket is closed on
 // every path.
-import { createSocket } from 'node:dgram';
 import type { UdpCheckConfig } from '../config.js';
 import type { CheckResult } from '../state.js';
-import { describeError, seconds } from './tcp.js';
+import { seconds } from './tcp.js';
+import { udpExchange } from './udp-exchange.js';
 
 export function runUdpCheck(cfg: UdpCheckConfig, signal?: AbortSignal): Promise<CheckResult> {
-  return new Promise((resolve) => {
-    const socket = createSocket('udp4');
-    let settled = false;
-    const done = (r: CheckResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      try { socket.close(); } catch { /* already closed */ }
-      resolve(r);
-    };
-    const onAbort = (): void => done({ ok: false, detail: 'aborted' });
-    const timer = setTimeout(() => done(cfg.requireReply
+  return udpExchange({
+    target: cfg.target,
+    timeoutMs: cfg.connectTimeout,
+    datagram: cfg.payload === undefined ? Buffer.alloc(0) : Buffer.from(cfg.payload, 'hex'),
+    onTimeout: () => (cfg.requireReply
       ? { ok: false, detail: `no reply within ${seconds(cfg.connectTimeout)}` }
-      : { ok: true, detail: `no ICMP error within ${seconds(cfg.connectTimeout)}` }), cfg.connectTimeout);
-    if (signal?.aborted) { onAbort(); return; }
-    signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', (err) => done({ ok: false, detail: describeError(err) }));
-    socket.on('message', (msg) => {
-      if (!cfg.requireReply) { done({ ok: true, detail: `reply of ${msg.length} bytes` }); return; }
+      : { ok: true, detail: `no ICMP error within ${seconds(cfg.connectTimeout)}` }),
+    onReply: (msg) => {
+      if (!cfg.requireReply) return { ok: true, detail: `reply of ${msg.length} bytes` };
       if (msg.length < cfg.minReplyLength || msg.length > cfg.maxReplyLength) {
-        done({ ok: false, detail: `reply of ${msg.length} bytes, not ${cfg.minReplyLength} to ${cfg.maxReplyLength}` });
-        return;
+        return { ok: false, detail: `reply of ${msg.length} bytes, not ${cfg.minReplyLength} to ${cfg.maxReplyLength}` };
       }
       if (cfg.reply !== undefined) {
         const want = Buffer.from(cfg.reply, 'hex');
         const n = Math.min(want.length, msg.length);
-        if (!msg.subarray(0, n).equals(want.subarray(0, n))) { done({ ok: false, detail: 'reply data mismatch' }); return; }
+        if (!msg.subarray(0, n).equals(want.subarray(0, n))) return { ok: false, detail: 'reply data mismatch' };
       }
-      done({ ok: true, detail: `reply of ${msg.length} bytes` });
-    });
-    const send = (): void => {
-      socket.connect(cfg.target.port, cfg.target.ip, (err?: Error) => {
-        if (err) { done({ ok: false, detail: describeError(err) }); return; }
-        socket.send(cfg.payload === undefined ? Buffer.alloc(0) : Buffer.from(cfg.payload, 'hex'), (e) => { if (e) done({ ok: false, detail: describeError(e) }); });
-      });
-    };
-    if (cfg.target.bindto !== undefined || cfg.target.bindPort !== undefined) socket.bind({ address: cfg.target.bindto, port: cfg.target.bindPort ?? 0 }, send);
-    else send();
-  });
+      return { ok: true, detail: `reply of ${msg.length} bytes` };
+    },
+  }, signal);
 }
