@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { cliArgv, startGateway, type TestbedGateway } from '../host/testbed/gateway.js';
-import { clientGet, startRealServers } from '../host/testbed/servers.js';
+import { clientGet, serverNames, startRealServers } from '../host/testbed/servers.js';
 import { isRoot, Testbed, TESTBED_VIP } from '../host/testbed/topology.js';
 import { printf } from './support/printf.js';
 import { IN_CI } from './support/tools.js';
@@ -33,12 +33,6 @@ function adm(gw: TestbedGateway, args: string): Promise<Run> {
   });
 }
 
-/** {"rs1 198.18.1.2": n} as {rs1: n}. */
-function byName(servers: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, n] of Object.entries(servers)) out[k.split(' ')[0]] = (out[k.split(' ')[0]] ?? 0) + n;
-  return out;
-}
 
 if (!isRoot()) {
   test('adm end-to-end test needs root', () => {
@@ -103,14 +97,14 @@ if (!isRoot()) {
     assert.equal([r.status, r.err], [0, '']);
     const quiet = await clientGet(tb!, `http://${VIP}/`, 30, { concurrency: 3 });
     assert.is(quiet.ok, 30, quiet.errors.join('\n'));
-    assert.equal(byName(quiet.servers), { rs1: 30 });
+    assert.equal(serverNames(quiet.servers), { rs1: 30 });
     r = await adm(gw!, `-e -t ${VIP}:80 -r 198.18.1.3:80 -m -w 3`);
     assert.is(r.status, 0, r.err);
     const list = await adm(gw!, `-L -n -t ${VIP}:80`);
     assert.match(list.out, new RegExp(`^ {2}-> 198\\.18\\.1\\.3:80 +Masq +3 `, 'm'));
     const split = await clientGet(tb!, `http://${VIP}/`, 80, { concurrency: 4 });
     assert.is(split.ok, 80, split.errors.join('\n'));
-    const n = byName(split.servers);
+    const n = serverNames(split.servers);
     // wrr 1:3: 20 and 60 over whole cycles; the cycle -e left mid-way moves at most a few.
     assert.ok(Math.abs((n.rs1 ?? 0) - 20) <= 3 && (n.rs1 ?? 0) + (n.rs2 ?? 0) === 80, JSON.stringify(n));
     // And the change is in the saved configuration.

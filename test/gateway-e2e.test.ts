@@ -15,7 +15,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectControl } from '../host/control/client.js';
-import { clientDownload, clientGet, clientUdp, clientUpload, startRealServers } from '../host/testbed/servers.js';
+import { clientDownload, clientGet, clientUdp, clientUpload, peerAddresses, serverNames, startRealServers } from '../host/testbed/servers.js';
 import { cliArgv, startGateway } from '../host/testbed/gateway.js';
 import { isRoot, Testbed, TestbedCommandError, TESTBED_VIP, TESTBED_VIP2 } from '../host/testbed/topology.js';
 import { payloadSha256 } from '../host/testbed/payload.js';
@@ -23,15 +23,7 @@ import { IN_CI } from './support/tools.js';
 
 const ROOT = isRoot();
 
-/** {"rs1 198.18.1.2": n} as {rs1: n}. */
-function byName(servers: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, n] of Object.entries(servers)) out[k.split(' ')[0]] = (out[k.split(' ')[0]] ?? 0) + n;
-  return out;
-}
 
-/** The addresses replies came from ("ip:port" keys), without ports. */
-const peerAddresses = (peers: Record<string, number>): string[] => [...new Set(Object.keys(peers).map((p) => p.split(':')[0]))];
 const VIP = TESTBED_VIP;
 const MB20 = 20 * 1024 * 1024;
 
@@ -88,7 +80,7 @@ if (!ROOT) {
         checkThread(gw);
         const short = await clientGet(tb, `http://${VIP}/`, 300, { concurrency: 8 });
         assert.is(short.ok, 300, short.errors.join('\n'));
-        assert.equal(byName(short.servers), { rs1: 100, rs2: 200 });
+        assert.equal(serverNames(short.servers), { rs1: 100, rs2: 200 });
         assert.equal(peerAddresses(short.peers), [VIP], 'every reply came from the VIP');
         const ka = await clientGet(tb, `http://${VIP}/`, 60, { keepalive: true });
         assert.is(ka.ok, 60);
@@ -112,7 +104,7 @@ if (!ROOT) {
         const udp = await clientUdp(tb, VIP, 5353, 50, { newPort: true });
         assert.is(udp.received, 50);
         assert.equal(peerAddresses(udp.peers), [VIP]);
-        assert.equal(Object.keys(byName(udp.servers)).sort(), ['rs1', 'rs2'], 'rr over both');
+        assert.equal(Object.keys(serverNames(udp.servers)).sort(), ['rs1', 'rs2'], 'rr over both');
         checkThread(gw);
       } finally {
         await gw.stop();
@@ -205,7 +197,7 @@ if (!ROOT) {
       await gw.reload(next);
       const after = await clientGet(tb, `http://${VIP}/`, 40, { concurrency: 4 });
       assert.is(after.ok, 40);
-      const names = byName(after.servers);
+      const names = serverNames(after.servers);
       assert.is(names.rs2, undefined, 'weight 0: no new connections to rs2');
       assert.ok((names.rs3 ?? 0) > 0 && (names.rs1 ?? 0) > 0, JSON.stringify(after.servers));
       const done = await long;

@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientGet, programArgv, startProgram, startRealServers, type RealServer } from '../host/testbed/servers.js';
+import { clientGet, programArgv, serverNames, startProgram, startRealServers, type RealServer } from '../host/testbed/servers.js';
 import { startGateway, type TestbedGateway } from '../host/testbed/gateway.js';
 import { isRoot, Testbed, TESTBED_VIP, TESTBED_VIP2, type NsProcess } from '../host/testbed/topology.js';
 import { IN_CI } from './support/tools.js';
@@ -98,11 +98,6 @@ async function logged(re: RegExp, count = 1, timeoutMs = BOUND_MS + SLACK_MS + 5
   return Date.now() - t0;
 }
 
-const names = (servers: Record<string, number>): Record<string, number> => {
-  const out: Record<string, number> = {};
-  for (const [k, n] of Object.entries(servers)) out[k.split(' ')[0]] = (out[k.split(' ')[0]] ?? 0) + n;
-  return out;
-};
 
 async function restartHttp(i: number): Promise<void> {
   servers[i].http.set(80, await startProgram(tb, servers[i].node, 'rs-http', 80));
@@ -148,18 +143,18 @@ if (!ROOT) {
   test('HTTP_GET and TCP_CHECK: a stopped server leaves within the bound, the others serve every request; it returns when it starts again', async () => {
     const before = await clientGet(tb, `http://${TESTBED_VIP}/`, 30);
     assert.is(before.ok, 30);
-    assert.equal(names(before.servers), { rs1: 10, rs2: 10, rs3: 10 });
+    assert.equal(serverNames(before.servers), { rs1: 10, rs2: 10, rs3: 10 });
     await servers[0].http.get(80)?.stop();
     const waited = await logged(/Removing service \[198\.18\.1\.2\]:tcp:80 from VS \[198\.18\.100\.10\]:tcp:80/);
     assert.ok(waited <= BOUND_MS + SLACK_MS, `left after ${waited} ms, bound ${BOUND_MS} ms`);
     const without = await clientGet(tb, `http://${TESTBED_VIP}/`, 30);
     assert.is(without.ok, 30, without.errors.join('; '));
-    assert.equal(names(without.servers), { rs2: 15, rs3: 15 });
+    assert.equal(serverNames(without.servers), { rs2: 15, rs3: 15 });
     await restartHttp(0);
     await logged(/Adding service \[198\.18\.1\.2\]:tcp:80 to VS \[198\.18\.100\.10\]:tcp:80/);
     const back = await clientGet(tb, `http://${TESTBED_VIP}/`, 30);
     assert.is(back.ok, 30);
-    assert.equal(names(back.servers), { rs1: 10, rs2: 10, rs3: 10 });
+    assert.equal(serverNames(back.servers), { rs1: 10, rs2: 10, rs3: 10 });
   });
 
   test('quorum lost when every server is down: the sorry server answers; it leaves when they return', async () => {
@@ -168,13 +163,13 @@ if (!ROOT) {
     assert.match(gw.process.stderr.text(), /Adding sorry server \[198\.18\.1\.4\]:tcp:8080 to VS \[198\.18\.100\.10\]:tcp:80/);
     const r = await clientGet(tb, `http://${TESTBED_VIP}/`, 10);
     assert.is(r.ok, 10);
-    assert.equal(names(r.servers), { sorry: 10 });
+    assert.equal(serverNames(r.servers), { sorry: 10 });
     for (let i = 0; i < 3; i++) await restartHttp(i);
     await logged(/Gained quorum/);
     await logged(/Adding service \[198\.18\.1\.\d\]:tcp:80 to VS \[198\.18\.100\.10\]:tcp:80/, 3 + 1);
     const back = await clientGet(tb, `http://${TESTBED_VIP}/`, 30);
     assert.is(back.ok, 30);
-    assert.ok(!('sorry' in names(back.servers)), JSON.stringify(back.servers));
+    assert.ok(!('sorry' in serverNames(back.servers)), JSON.stringify(back.servers));
   });
 
   test('MISC_CHECK moves a server out and in; with inhibit_on_failure an open keep-alive connection lives on at weight 0', async () => {
@@ -182,7 +177,7 @@ if (!ROOT) {
     writeFileSync(join(flags, 'rs1-down'), '');
     await logged(/Removing service \[198\.18\.1\.2\]:tcp:80 from VS \[198\.18\.100\.11\]:tcp:80/);
     const only3 = await clientGet(tb, `http://${TESTBED_VIP2}/`, 10);
-    assert.equal(names(only3.servers), { rs3: 10 });
+    assert.equal(serverNames(only3.servers), { rs3: 10 });
     // A keep-alive connection to rs3: one request, a pause while rs3 is taken down, another.
     const script = `
       const net = require('node:net');
@@ -211,7 +206,7 @@ if (!ROOT) {
     rmSync(join(flags, 'rs1-down'));
     await logged(/Adding service \[198\.18\.1\.2\]:tcp:80 to VS \[198\.18\.100\.11\]:tcp:80/, 1);
     const only1 = await clientGet(tb, `http://${TESTBED_VIP2}/`, 10);
-    assert.equal(names(only1.servers), { rs1: 10 });
+    assert.equal(serverNames(only1.servers), { rs1: 10 });
     rmSync(join(flags, 'rs3-down'));
     await logged(/Enabling service \[198\.18\.1\.4\]:tcp:80 of VS \[198\.18\.100\.11\]:tcp:80/);
     assert.ok(!existsSync(join(flags, 'rs3-down')));
@@ -224,11 +219,11 @@ if (!ROOT) {
     await logged(/-d -t 198\.18\.100\.10:80 -r 198\.18\.1\.3:80/);
     const r = await clientGet(tb, `http://${TESTBED_VIP}/`, 20);
     assert.is(r.ok, 20);
-    assert.equal(names(r.servers), { rs1: 10, rs3: 10 });
+    assert.equal(serverNames(r.servers), { rs1: 10, rs3: 10 });
     await gw.reload(`${next}\nvirtual_server ${TESTBED_VIP} 81 {\n  protocol TCP\n  real_server 198.18.1.2 80 { wieght 2 }\n}\n`);
     await logged(/reload: refused, the running configuration is unchanged: .*keepalived\.conf:\d+: unknown keyword "wieght" in real_server/);
     const same = await clientGet(tb, `http://${TESTBED_VIP}/`, 20);
-    assert.equal(names(same.servers), { rs1: 10, rs3: 10 });
+    assert.equal(serverNames(same.servers), { rs1: 10, rs3: 10 });
   });
 }
 

@@ -6,7 +6,7 @@ import { connectControl } from '../control/client.js';
 import { WasmvsError } from '../errors.js';
 import { formatConnections } from '../ipvsadm/format.js';
 import { startGateway, type TestbedGateway } from '../testbed/gateway.js';
-import { clientGet, startProgram } from '../testbed/servers.js';
+import { clientGet, peerAddresses, startProgram } from '../testbed/servers.js';
 import { isRoot, Testbed, TESTBED_VIP } from '../testbed/topology.js';
 
 const VIP = TESTBED_VIP;
@@ -70,7 +70,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     const web = await clientGet(tb, `http://${VIP}/`, REQUESTS, { concurrency: 8 });
     const names = Object.entries(web.servers).sort();
     for (const [server, n] of names) out(`    ${server.padEnd(18)} ${String(n).padStart(4)}  ${bar(n, REQUESTS)}`);
-    const peers = [...new Set(Object.keys(web.peers).map((p) => p.split(':')[0]))];
+    const peers = peerAddresses(web.peers);
     out(`    ${web.ok} answered, ${web.failed} failed; replies came from ${peers.join(', ')} (never a real server's address)`);
     out();
 

@@ -4,9 +4,9 @@
 //
 // One module per command; a command is one line in COMMANDS. A command returns its exit
 // status (a long-running one, such as a gateway, may return a promise of it).
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { WasmvsError } from '../errors.js';
+import { packageVersion } from '../version.js';
 import { runAdm } from './adm.js';
 import { runDemo } from './demo.js';
 import { runGateway } from './gateway.js';
@@ -21,19 +21,6 @@ const COMMANDS: Record<string, Command> = {
   demo: runDemo,
   adm: (argv) => runAdm(argv),
 };
-
-/** The package version, from host/cli/ (sources) or build/host/cli/ (compiled). */
-function version(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version: string };
-      if (pkg.name === 'wasmvs') return pkg.version;
-    } catch {
-      // not this one
-    }
-  }
-  return 'unknown';
-}
 
 function report(e: unknown): number {
   if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
@@ -55,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     }
     if (command === '-V' || command === '--version') {
-      process.stdout.write(`wasmvs ${version()}\n`);
+      process.stdout.write(`wasmvs ${packageVersion()}\n`);
       return 0;
     }
     const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;

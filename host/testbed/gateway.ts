@@ -6,20 +6,16 @@
 // from sources, build/host/cli/main.js from the build. The control socket is a Unix socket
 // path, which works across network namespaces: a client in the host's namespace (the demo,
 // a test) talks to a gateway in the director's.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WasmvsError } from '../errors.js';
+import { scriptArgv } from './servers.js';
 import type { NsProcess, Testbed } from './topology.js';
-
-const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
 /** argv that runs the wasmvs command with `args`. */
 export function cliArgv(args: readonly string[]): string[] {
-  const script = fileURLToPath(new URL(`../cli/main.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url));
-  if (!existsSync(script)) throw new WasmvsError('WASMVS_FILE', `the wasmvs command ${script} is missing (run npm run build)`);
-  return [process.execPath, ...(FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : []), script, ...args];
+  return scriptArgv('../cli/main', args);
 }
 
 export interface TestbedGatewayOptions {

@@ -16,11 +16,15 @@ export type ProgramName = 'rs-http' | 'rs-udp' | 'client';
 
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
-/** argv that runs testbed program `name` with `args`: [node, (--import tsx), script, ...args]. */
-export function programArgv(name: ProgramName, args: readonly string[] = []): string[] {
-  const script = fileURLToPath(new URL(`./${name}.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url));
+/**
+ * argv that runs the script at `rel` (relative to this folder, without its extension) with
+ * `args`: [node, (--import tsx), script, ...args], the .ts under tsx from sources, the .js
+ * from the build.
+ */
+export function scriptArgv(rel: string, args: readonly string[] = []): string[] {
+  const script = fileURLToPath(new URL(`${rel}.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url));
   if (!existsSync(script)) {
-    throw new WasmvsError('WASMVS_FILE', `testbed program ${script} is missing (run npm run build)`);
+    throw new WasmvsError('WASMVS_FILE', `${script} is missing (run npm run build)`);
   }
   const loader: string[] = [];
   if (FROM_SOURCES) {
@@ -33,6 +37,26 @@ export function programArgv(name: ProgramName, args: readonly string[] = []): st
     loader.push('--import', tsx);
   }
   return [process.execPath, ...loader, script, ...args];
+}
+
+/** argv that runs testbed program `name` with `args`. */
+export function programArgv(name: ProgramName, args: readonly string[] = []): string[] {
+  return scriptArgv(`./${name}`, args);
+}
+
+/** {"rs1 198.18.1.2": n} (the client's `servers`, keyed by the page's text) as {rs1: n}. */
+export function serverNames(servers: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(servers)) {
+    const name = k.split(' ')[0];
+    out[name] = (out[name] ?? 0) + n;
+  }
+  return out;
+}
+
+/** The addresses replies came from (the client's `peers`, "ip:port" keys), without ports. */
+export function peerAddresses(peers: Record<string, number>): string[] {
+  return [...new Set(Object.keys(peers).map((p) => p.split(':')[0]))];
 }
 
 export interface RealServer {
