@@ -14,15 +14,10 @@
 // server's next segment at S + 47 reaches the client at S + 49, and the client's ACK of
 // S + 49 + n reaches the server as S + 47 + n.
 import { tcpPacket } from './packets.js';
+import type { Endpoints } from './traffic.js';
 
-export interface FtpEnds {
-  client: string;
-  cport: number;
-  vip: string;
-  vport: number;
-  server: string;
-  sport: number;
-}
+/** The control connection's endpoints, as traffic.ts's. */
+export type FtpEnds = Endpoints;
 
 export type FtpStep =
   /** A message: one segment, or cut into several at `cut` (byte offsets, increasing). */
