@@ -64,15 +64,20 @@ if (!ROOT) {
   });
 
   // Each offload mode with the writes on the writer thread (the default) and on the
-  // gateway's own thread (--no-writer-thread); the ready line says which one ran.
+  // gateway's own thread (--no-writer-thread), and the kernel's receive of what it writes in
+  // a NAPI thread (the default without offload; --napi-thread with it) or inside write()
+  // (--no-napi-thread); the ready line says which ran.
   const WRITES_ON_THREAD = /ready: .*writes on a second thread/;
-  for (const [offload, writer] of [[true, true], [false, true], [true, false], [false, false]]) {
-    const mode = `${offload ? 'offload' : 'no-offload'}, ${writer ? 'writer thread' : 'no writer thread'}`;
-    const args = writer ? [] : ['--no-writer-thread'];
+  const NAPI_THREAD = /ready: .*kernel NAPI thread/;
+  for (const [offload, writer, napi] of [[true, true, false], [false, true, true], [true, false, true], [false, false, false]]) {
+    const mode = `${offload ? 'offload' : 'no-offload'}, ${writer ? 'writer thread' : 'no writer thread'}, ${napi ? 'NAPI thread' : 'no NAPI thread'}`;
+    const args = [...(writer ? [] : ['--no-writer-thread']), ...(napi === !offload ? [] : [napi ? '--napi-thread' : '--no-napi-thread'])];
     const checkThread = (gw: { process: { stderr: { text(): string } } }) => {
       const log = gw.process.stderr.text();
       assert.is(WRITES_ON_THREAD.test(log), writer, `writes ${writer ? '' : 'not '}on a second thread:\n${log}`);
       assert.not.match(log, /writer:/, 'the writer thread started and never failed');
+      assert.is(NAPI_THREAD.test(log), napi, `${napi ? '' : 'no '}NAPI thread:\n${log}`);
+      assert.not.match(log, /napi:/, 'no NAPI warning');
     };
     test(`${mode}: 300 short HTTP connections split 1:2 by wrr, replies from the VIP; keep-alive`, async () => {
       const gw = await startGateway(tb, { rules: RULES, offload, args });

@@ -2,10 +2,12 @@
 // kernel had routed them into the TUN come out of the device rewritten, answered or not at
 // all; reloads apply differences; idle expiry runs with no traffic. The same loop runs over
 // the TUN in test/gateway-e2e.test.ts.
+import { execFileSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FakeDevice } from '../host/gateway/device.js';
 import { Gateway } from '../host/gateway/gateway.js';
+import { cliArgv } from '../host/testbed/gateway.js';
 import { registerScheduler } from '../host/schedulers/index.js';
 import { checksumsValid, decode, icmpPacket, ipv4Packet, tcpPacket, udpPacket } from './support/packets.js';
 import { SEED_RULES_TEXT } from './support/seed.js';
@@ -209,6 +211,31 @@ test('start refuses bad rules with the line at fault and opens nothing', async (
   const device = new FakeDevice();
   await rejects(() => Gateway.start({ rules: '-A -t 202.103.106.5:80 -s wrr\n-a -t 1.2.3:80 -r 172.16.0.2 -m\n', device }), /line 2/);
   await rejects(() => Gateway.start({ device } as never), /exactly one of rulesFile or rules/);
+});
+
+test('napiThread: false over a FakeDevice (no TUN); a bad value is refused before anything starts; the CLI refuses both flags', async () => {
+  const gw = await Gateway.start({ rules: SEED_RULES_TEXT, device: new FakeDevice(), napiThread: true });
+  try {
+    assert.is(gw.counters().napiThread, false, 'only a TUN has NAPI');
+  } finally {
+    await gw.stop();
+  }
+  try {
+    await Gateway.start({ rules: SEED_RULES_TEXT, device: new FakeDevice(), napiThread: 1 as unknown as boolean });
+    assert.unreachable('napiThread 1 accepted');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'WASMVS_BAD_OPTION');
+    assert.match((err as Error).message, /napiThread must be true or false, got 1/);
+  }
+  const argv = cliArgv(['gateway', '--rules', '/nonexistent/lvs.rules', '--napi-thread', '--no-napi-thread']);
+  try {
+    execFileSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    assert.unreachable('both accepted');
+  } catch (e) {
+    const err = e as { status: number; stderr: Buffer };
+    assert.is(err.status, 2);
+    assert.match(err.stderr.toString(), /--napi-thread and --no-napi-thread exclude each other/);
+  }
 });
 
 test.run();

@@ -6,6 +6,7 @@
 // peer we play behind the TUN is 198.18.0.2. Processes this file starts are killed by PID.
 // Needs ping (Debian iputils-ping) and ip (iproute2). Not root: skipped, and failed under CI.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import koffi from 'koffi';
@@ -36,7 +37,7 @@ function ip(...args: string[]): string {
 
 /** A namespace with the TUN moved into it, addressed and up; torn down even on failure. */
 async function withTun(
-  options: { offload: boolean; batchSize?: number },
+  options: { offload: boolean; batchSize?: number; napi?: boolean },
   body: (dev: TunDevice, ns: string, children: ChildProcess[]) => Promise<void>,
 ): Promise<void> {
   const name = uniqueName();
@@ -165,6 +166,51 @@ if (!IS_ROOT || !PING) {
       assert.is(stats.rxErrors, 0);
       assert.is(stats.txErrors, 0);
     });
+  });
+
+  test('napi: IFF_NAPI made threaded (a napi/NAME kernel thread receives what we write); a ping is answered through it', async () => {
+    await withTun({ offload: false, napi: true }, async (dev, ns, children) => {
+      assert.is(dev.napiThreaded, true);
+      assert.is(execFileSync('ip', ['netns', 'exec', ns, 'cat', `/sys/class/net/${dev.name}/threaded`], { encoding: 'utf8' }).trim(), '1');
+      const threads = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
+        try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim(); } catch { return ''; }
+      });
+      assert.ok(threads.some((c) => c.startsWith(`napi/${dev.name}-`)), `a napi/${dev.name}-ID kernel thread runs`);
+      const { slots } = sharedSlots(8, 1536, 0);
+      const sizes = new Uint32Array(8);
+      const ping = spawn('ip', ['netns', 'exec', ns, PING as string, '-n', '-c', '1', '-W', '5', '-s', '56', PEER], { stdio: 'ignore' });
+      children.push(ping);
+      let req: Uint8Array | undefined;
+      assert.ok(await readUntil(dev, slots, sizes, 5000, (slot, size) => {
+        if (decode(slot.subarray(0, size)).protocol !== IPPROTO_ICMP) return false;
+        req = slot.slice(0, size);
+        return true;
+      }), 'the echo request reached read()');
+      const r = req as Uint8Array;
+      const reply = icmpPacket({ src: PEER, dst: NS_ADDR, type: 0, rest: (r[24] << 24 | r[25] << 16 | r[26] << 8 | r[27]) >>> 0, body: r.subarray(28) });
+      slots[1].set(reply);
+      sizes[1] = reply.length;
+      assert.is(dev.write(slots, sizes, Uint32Array.of(1), 1), 1);
+      assert.is(await exited(ping, 5000), 0, 'ping got our reply through the NAPI thread');
+    });
+    // Asked for nothing, the device has no NAPI.
+    await withTun({ offload: false }, async (dev) => {
+      assert.is(dev.napiThreaded, false);
+    });
+    assert.match(codeOf(() => TunDevice.open({ name: uniqueName(), napi: 'yes' as unknown as boolean })), /^WASMVS_BAD_OPTION: napi must be true or false/);
+  });
+
+  test('napi: where /sys/class/net is another namespace\'s, the device works with NAPI inline and says why', async () => {
+    // unshare -n: a new network namespace under the same sysfs mount (the host's), as a
+    // process that called setns() without remounting /sys sees it.
+    const name = uniqueName();
+    const script = `import { TunDevice } from ${JSON.stringify(new URL('../host/gateway/tun.ts', import.meta.url).pathname)};
+      const d = TunDevice.open({ name: ${JSON.stringify(name)}, offload: false, napi: true });
+      console.log(JSON.stringify(d.napiThreaded)); await d.close();`;
+    const out = execFileSync('unshare', ['-n', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    const why = JSON.parse(out.trim()) as unknown;
+    assert.type(why, 'string');
+    assert.match(why as string, new RegExp(`/sys/class/net/${name}`));
   });
 
   test('plain TUN: a packet longer than its buffer is dropped and counted; bad writes are counted, never sent', async () => {

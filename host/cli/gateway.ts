@@ -52,6 +52,8 @@ export async function runGateway(argv: string[]): Promise<number> {
       'no-offload': { type: 'boolean', default: false },
       'writer-thread': { type: 'boolean', default: false },
       'no-writer-thread': { type: 'boolean', default: false },
+      'napi-thread': { type: 'boolean', default: false },
+      'no-napi-thread': { type: 'boolean', default: false },
       'real-server-iface': { type: 'string', multiple: true },
       'arp-iface': { type: 'string', multiple: true },
       'conn-capacity': { type: 'string' },
@@ -68,6 +70,8 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (values.rules === undefined && values.keepalived === undefined) throw new UsageError('gateway needs --rules FILE or --keepalived FILE');
   if (values['writer-thread'] && values['no-writer-thread']) throw new UsageError('--writer-thread and --no-writer-thread exclude each other: give one');
   const writerThread = values['writer-thread'] ? true : values['no-writer-thread'] ? false : undefined;
+  if (values['napi-thread'] && values['no-napi-thread']) throw new UsageError('--napi-thread and --no-napi-thread exclude each other: give one');
+  const napiThread = values['napi-thread'] ? true : values['no-napi-thread'] ? false : undefined;
   const format = values['log-format'] ?? 'text';
   if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format is text or json (got "${format}")`);
   const log = createLogger({ format: format as LogFormat, verbose: values.verbose });
@@ -92,6 +96,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     control,
     offload: !values['no-offload'],
     ...(writerThread === undefined ? {} : { writerThread }),
+    ...(napiThread === undefined ? {} : { napiThread }),
     realServerIfaces: values['real-server-iface'],
     arpIfaces: values['arp-iface'],
     connCapacity: positiveInt(values['conn-capacity'], '--conn-capacity', 0xffffff),

@@ -7,7 +7,7 @@ export const USAGE = `Usage: wasmvs <command> [options]
 
 Commands:
   gateway --rules FILE | --keepalived FILE [--tun NAME] [--control PATH] [--no-offload] [--mtu N]
-          [--writer-thread | --no-writer-thread]
+          [--writer-thread | --no-writer-thread] [--napi-thread | --no-napi-thread]
           [--real-server-iface IFACE]... [--arp-iface IFACE]... [--conn-capacity N]
           [--ftp-ports LIST] [--verbose] [--log-format text|json]
       The director (root): a TUN device (default wvs0) owns the VIPs of FILE (ipvsadm-save
@@ -28,6 +28,9 @@ Commands:
         --writer-thread         write forwarded packets on a second thread, so the kernel's
                                 work in each write(2) runs on another core (the default);
                                 --no-writer-thread: read, process and write on one thread
+        --napi-thread           the kernel receives written packets in a NAPI kernel thread,
+                                in batches through GRO, instead of inside each write(2)
+                                (default with --no-offload; --no-napi-thread turns it off)
         --real-server-iface IF  real servers' replies are those arriving on IF (repeatable),
                                 instead of those from the real servers' addresses
         --arp-iface IF          answer ARP for the VIPs on IF (proxy neighbour entries)

@@ -5,6 +5,7 @@
 //   ioctl(TUNSETIFF, { name, IFF_TUN|IFF_NO_PI [|IFF_VNET_HDR] })   creates (or attaches to) NAME
 //   ioctl(TUNSETVNETHDRSZ, 10); ioctl(TUNSETOFFLOAD, CSUM|TSO4|TSO6[|USO4|USO6])    with offload
 //   ioctl(TUNSETOFFLOAD, 0)                                                       without offload
+//   [IFF_NAPI in TUNSETIFF; echo 1 > /sys/class/net/NAME/threaded]                  with napi
 //
 // read() is a loop of read(2) into the caller's buffers (views over shared WASM memory, which
 // koffi passes by their real address) until EAGAIN; write() is one write(2) per packet. wait()
@@ -12,9 +13,22 @@
 // polls an eventfd beside the TUN so close() wakes it at once instead of waiting out its timeout.
 // The shape follows wireguard-go's tun/tun_linux.go (batch reads, BatchSize, Close).
 //
+// napi (threaded NAPI, the gateway's choice, README "Threads, batching, offload"). Without it
+// a write(2) to a TUN runs the whole receive path of its packet inside the call
+// (tun_get_user -> netif_receive_skb): routing, forwarding, the veth and, in the receiving
+// namespace, that endpoint's stack, one packet at a time. With IFF_NAPI the write only queues
+// the packet and schedules the queue's NAPI; made threaded, that NAPI polls in a kernel thread
+// (napi/NAME-ID) on whichever core is free, taking what queued meanwhile as one batch through
+// GRO (so MTU-sized writes reach the receivers as coalesced segments, as a NIC's do). The
+// cost is a wake-up of that thread when it was idle, which a request/response exchange pays
+// per packet. The sysfs file is the kernel's interface for it (Documentation/ABI/testing/
+// sysfs-class-net, "threaded"); it is written only after checking that /sys/class/net/NAME is
+// this network namespace's device (its ifindex against SIOCGIFINDEX), since sysfs shows the
+// namespace it was mounted in.
+//
 // The device does not bring the link up, set its MTU or txqueuelen: the gateway does that with
 // `ip`, so each change is a command an operator can read and undo.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import koffi, { type KoffiFunc, type LibraryHandle } from 'koffi';
 import { WasmvsError } from '../errors.js';
@@ -38,6 +52,7 @@ const TUNSETVNETHDRSZ = 0x400454d8; // _IOW('T', 216, int)
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
+const IFF_NAPI = 0x0010;
 export const TUN_F_CSUM = 0x01;
 export const TUN_F_TSO4 = 0x02;
 export const TUN_F_TSO6 = 0x04;
@@ -49,6 +64,11 @@ export const TUN_F_USO6 = 0x40;
 const IFNAMSIZ = 16;
 const IFREQ_SIZE = 40;
 const IFR_FLAGS = 16;
+const IFR_IFINDEX = 16;
+const SIOCGIFINDEX = 0x8933; // include/uapi/linux/sockios.h
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = O_CLOEXEC;
 
 // struct pollfd { int fd; short events; short revents; }, two of them: the TUN and the eventfd.
 const POLLFD_SIZE = 8;
@@ -97,6 +117,7 @@ interface Libc {
   ioctl: (fd: number, request: number, type: string, arg: unknown) => number;
   poll: KoffiFunc<(fds: unknown, nfds: number, timeout: number) => number>;
   eventfd: (initval: number, flags: number) => number;
+  socket: (domain: number, type: number, protocol: number) => number;
 }
 
 const GENERIC_ABI_ARCHS = new Set(['x64', 'ia32', 'arm64', 'arm', 'riscv64', 'loong64', 's390x']);
@@ -126,6 +147,7 @@ function loadLibc(): Libc {
     ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
     poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
   } as Libc;
   return libc;
 }
@@ -160,6 +182,44 @@ export function checkTunName(name: unknown): string {
   return name;
 }
 
+// ---- TUNSETIFF and threaded NAPI ----------------------------------------------------------
+
+function ifreqFlags(name: string, flags: number): Uint8Array {
+  const ifr = new Uint8Array(new ArrayBuffer(IFREQ_SIZE));
+  ifr.set(Buffer.from(name, 'utf8'), 0);
+  ifr[IFR_FLAGS] = flags & 0xff;
+  ifr[IFR_FLAGS + 1] = flags >>> 8;
+  return ifr;
+}
+
+/** This network namespace's ifindex of NAME (SIOCGIFINDEX), or -1. */
+function ifindexOf(lib: Libc, name: string): number {
+  const sock = lib.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return -1;
+  try {
+    const ifr = ifreqFlags(name, 0);
+    if (lib.ioctl(sock, SIOCGIFINDEX, 'void *', ifr) < 0) return -1;
+    return new DataView(ifr.buffer).getInt32(IFR_IFINDEX, true);
+  } finally {
+    lib.close(sock);
+  }
+}
+
+/** Switches NAME's NAPI to a kernel thread: true, or why it stays inline. */
+function setThreaded(lib: Libc, name: string): true | string {
+  const dir = `/sys/class/net/${name}`;
+  try {
+    const index = ifindexOf(lib, name);
+    if (Number(readFileSync(`${dir}/ifindex`, 'utf8')) !== index) {
+      return `${dir} is not this network namespace's ${name} (sysfs mounted in another namespace)`;
+    }
+    writeFileSync(`${dir}/threaded`, '1');
+    return readFileSync(`${dir}/threaded`, 'utf8').trim() === '0' ? `${dir}/threaded stayed 0` : true;
+  } catch (err) {
+    return `cannot set ${dir}/threaded: ${(err as Error).message}`;
+  }
+}
+
 // ---- the device ---------------------------------------------------------------------------
 
 export interface TunOptions {
@@ -169,6 +229,13 @@ export interface TunOptions {
   offload?: boolean;
   /** Packets per read() batch: default 64 with offload, 128 without. */
   batchSize?: number;
+  /**
+   * Threaded NAPI (IFF_NAPI, then /sys/class/net/NAME/threaded = 1): written packets are
+   * received by the kernel in a kernel thread, in batches through GRO, not inside write().
+   * Default false. Where the kernel refuses either step the device works without it and
+   * `napiThreaded` says why.
+   */
+  napi?: boolean;
 }
 
 /** A TUN interface (IFF_TUN|IFF_NO_PI, single queue), non-blocking, as a batch-I/O Device. */
@@ -183,6 +250,11 @@ export class TunDevice implements Device {
    * UDP segmentation offload (6.2+), 'uso4', 'uso6'. Empty without offload.
    */
   readonly offloads: readonly string[];
+  /**
+   * With `napi`: true when written packets go to a NAPI kernel thread, or why not (the kernel
+   * refused IFF_NAPI or the threaded switch). false when `napi` was not asked for.
+   */
+  readonly napiThreaded: true | false | string;
 
   private readonly lib: Libc;
   private handle: number;
@@ -196,8 +268,9 @@ export class TunDevice implements Device {
   private failureText: string | undefined;
   private readonly counts: DeviceStats = { rxPackets: 0, txPackets: 0, rxErrors: 0, txErrors: 0 };
 
-  private constructor(lib: Libc, fd: number, wakeFd: number, name: string, offload: boolean, offloads: string[], batchSize: number) {
+  private constructor(lib: Libc, fd: number, wakeFd: number, name: string, offload: boolean, offloads: string[], batchSize: number, napiThreaded: true | false | string) {
     this.lib = lib;
+    this.napiThreaded = napiThreaded;
     this.handle = fd;
     this.wakeFd = wakeFd;
     this.name = name;
@@ -231,6 +304,8 @@ export class TunDevice implements Device {
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {
       throw new WasmvsError('WASMVS_BAD_OPTION', `batchSize ${String(batchSize)} is not an integer from 1 to ${MAX_BATCH}`);
     }
+    const napi = options.napi ?? false;
+    if (typeof napi !== 'boolean') throw new WasmvsError('WASMVS_BAD_OPTION', `napi must be true or false, got ${String(napi)}`);
     const lib = loadLibc();
 
     const fd = lib.open('/dev/net/tun', O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -246,12 +321,22 @@ export class TunDevice implements Device {
     }
     let wakeFd = -1;
     try {
-      const ifr = new Uint8Array(new ArrayBuffer(IFREQ_SIZE));
-      ifr.set(Buffer.from(name, 'utf8'), 0);
       const flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
-      ifr[IFR_FLAGS] = flags & 0xff;
-      ifr[IFR_FLAGS + 1] = flags >>> 8;
-      if (lib.ioctl(fd, TUNSETIFF, 'void *', ifr) < 0) throw setIffError(name, koffi.errno());
+      let napiThreaded: true | false | string = false;
+      let attached = false;
+      if (napi) {
+        if (lib.ioctl(fd, TUNSETIFF, 'void *', ifreqFlags(name, flags | IFF_NAPI)) === 0) {
+          attached = true;
+          napiThreaded = setThreaded(lib, name);
+        } else {
+          // Kernels before 4.15 refuse the flag: go on without it (a name in use fails again
+          // below, with its own message).
+          const errno = koffi.errno();
+          if (errno !== EINVAL && errno !== EPERM) throw setIffError(name, errno);
+          napiThreaded = `the kernel refused IFF_NAPI: ${describeErrno(errno)}`;
+        }
+      }
+      if (!attached && lib.ioctl(fd, TUNSETIFF, 'void *', ifreqFlags(name, flags)) < 0) throw setIffError(name, koffi.errno());
 
       const offloads: string[] = [];
       if (offload) {
@@ -283,7 +368,7 @@ export class TunDevice implements Device {
 
       wakeFd = lib.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (wakeFd < 0) throw new WasmvsError('WASMVS_TUN', `TUN ${name}: eventfd: ${describeErrno(koffi.errno())}`);
-      return new TunDevice(lib, fd, wakeFd, name, offload, offloads, batchSize);
+      return new TunDevice(lib, fd, wakeFd, name, offload, offloads, batchSize, napiThreaded);
     } catch (err) {
       lib.close(fd);
       if (wakeFd >= 0) lib.close(wakeFd);
