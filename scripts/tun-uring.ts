@@ -1,7 +1,7 @@
 // By-hand measurement (not a test): TUN reads and writes through io_uring (host/gateway/uring.ts)
 // against plain read(2)/write(2) (TunDevice), side by side, interleaved run by run.
 //   node --import tsx scripts/tun-uring.ts [--offload] [--seconds 2] [--runs 5] [--size 64]
-//        [--modes plain,uring,uring-reg] [--workloads write,read,drain,reflect]
+//        [--modes plain,uring,uring-reg,uring-adapt[,uring-armed]] [--workloads write,read,drain,reflect]
 // As root. Creates namespace wvsur-<pid> with a TUN in it (198.18.0.1/24, txqueuelen 200000)
 // and deletes both on exit and on Ctrl-C. Modes:
 //   plain      TunDevice.read() (read(2) per packet until EAGAIN, batch 64) and .write() (one
@@ -10,6 +10,16 @@
 //              batch's 64 READ SQEs (O_NONBLOCK fd: an empty queue completes -EAGAIN)
 //   uring-reg  the same with the TUN registered (IOSQE_FIXED_FILE) and the slot memory
 //              registered (READ_FIXED/WRITE_FIXED)
+//   uring-adapt  uring-reg with as many READ SQEs per enter as the traffic needs: twice the
+//              packets the last batch read, at least 4, at most 64 (a READ that finds the
+//              queue empty costs about as much as one that finds a packet; read(2) until EAGAIN
+//              stops at the first empty one). Links cannot stop a chain at the first -EAGAIN:
+//              every TUN read is short of its buffer, and a short read breaks a link.
+//   uring-armed  64 READs (not in the default --modes) kept in flight without RWF_NOWAIT: the kernel arms a poll for each
+//              and completes it (as task work inside our io_uring_enter) when a packet comes;
+//              each enter re-arms the slots it consumed and carries the writes. No readiness
+//              poll, no -EAGAIN probes. Not for `write` (same as uring there). The ring is
+//              closed after each measurement, which cancels the READs still armed.
 // Workloads (size-byte UDP/IPv4):
 //   write      batches of 64 packets to 198.18.1.1, which the namespace drops at routing
 //              (forwarding is off): the cost of handing a packet to the kernel
@@ -40,11 +50,12 @@ const offload = args.includes('--offload');
 const seconds = Number(opt('--seconds', '2'));
 const runs = Number(opt('--runs', '5'));
 const size = Number(opt('--size', '64'));
-const MODES = ['plain', 'uring', 'uring-reg'] as const;
+const MODES = ['plain', 'uring', 'uring-reg', 'uring-adapt', 'uring-armed'] as const;
+const DEFAULT_MODES = ['plain', 'uring', 'uring-reg', 'uring-adapt'];
 type Mode = (typeof MODES)[number];
 const WORKLOADS = ['write', 'read', 'drain', 'reflect'] as const;
 type Workload = (typeof WORKLOADS)[number];
-const modes = opt('--modes', MODES.join(',')).split(',') as Mode[];
+const modes = opt('--modes', DEFAULT_MODES.join(',')).split(',') as Mode[];
 const workloads = opt('--workloads', WORKLOADS.join(',')).split(',') as Workload[];
 for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m} (${MODES.join(', ')})`);
 for (const w of workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w} (${WORKLOADS.join(', ')})`);
@@ -60,6 +71,8 @@ const REFLECT_WINDOW = 256;
 const ns = `wvsur-${process.pid}`;
 const tunName = `wvsur${process.pid % 100000}`;
 const EAGAIN = 11;
+/** results[] value meaning "no CQE for this user_data yet" (no errno is this negative). */
+const SENTINEL = -0x7fffffff;
 
 // ---- small helpers ---------------------------------------------------------------------------
 
@@ -176,25 +189,30 @@ class Bench {
   }
 
   close(): void {
+    this.disarm();
     this.ring.close();
     this.ringReg.close();
   }
 
   /** Prepares a READ (base slot) per slot in [first, first+BATCH). */
+  /** READ SQEs per enter: BATCH, or adapted to the traffic in uring-adapt. */
+  private nReads = BATCH;
+
   private prepReads(mode: Mode, first: number): void {
-    const reg = mode === 'uring-reg';
+    const reg = mode === 'uring-reg' || mode === 'uring-adapt';
+    this.nReads = mode === 'uring-adapt' ? this.nReads : BATCH;
     const ring = reg ? this.ringReg : this.ring;
     const fd = reg ? 0 : this.dev.fd;
     const op = reg ? IORING_OP_READ_FIXED : IORING_OP_READ;
     const flags = reg ? IOSQE_FIXED_FILE : 0;
     // RWF_NOWAIT: an empty queue completes -EAGAIN at once (the descriptor's O_NONBLOCK alone
     // does not do that for io_uring on this kernel: the READ would wait for a packet).
-    for (let i = first; i < first + BATCH; i++) ring.prep(op, fd, this.addrs[i], this.slotSize, i, flags, 0, RWF_NOWAIT);
+    for (let i = first; i < first + this.nReads; i++) ring.prep(op, fd, this.addrs[i], this.slotSize, i, flags, 0, RWF_NOWAIT);
   }
 
   /** Prepares a WRITE per slot listed, user_data 2*BATCH + slot. */
   private prepWrites(mode: Mode, slots: Uint32Array, count: number): void {
-    const reg = mode === 'uring-reg';
+    const reg = mode === 'uring-reg' || mode === 'uring-adapt';
     const ring = reg ? this.ringReg : this.ring;
     const fd = reg ? 0 : this.dev.fd;
     const op = reg ? IORING_OP_WRITE_FIXED : IORING_OP_WRITE;
@@ -235,6 +253,7 @@ class Bench {
     const otherJiffies = Math.max(0, m1.busy - m0.busy - ours);
     const tick = 100; // USER_HZ
     if (mode !== 'plain') workers = Math.max(workers, iouWorkers());
+    this.disarm();
     return {
       packets,
       seconds: dt,
@@ -253,7 +272,7 @@ class Bench {
   // -- write: a batch of BATCH packets per call
   writeOnce(mode: Mode): number {
     if (mode === 'plain') return this.dev.write(this.slots, this.sizes, this.indices, BATCH);
-    const ring = mode === 'uring-reg' ? this.ringReg : this.ring;
+    const ring = mode === 'uring-reg' || mode === 'uring-adapt' ? this.ringReg : this.ring;
     this.prepWrites(mode, this.indices, BATCH);
     ring.submitAndWait(BATCH, 1000);
     ring.reap(this.results);
@@ -268,23 +287,100 @@ class Bench {
   // -- read: one batch, returns packets read
   readOnce(mode: Mode): number {
     if (mode === 'plain') return this.dev.read(this.slots, this.sizes);
-    const ring = mode === 'uring-reg' ? this.ringReg : this.ring;
+    const ring = mode === 'uring-reg' || mode === 'uring-adapt' ? this.ringReg : this.ring;
     this.prepReads(mode, 0);
-    ring.submitAndWait(BATCH, 1000);
+    ring.submitAndWait(this.nReads, 1000);
     ring.reap(this.results);
     return this.countReads(0);
   }
 
   private countReads(first: number): number {
     let n = 0;
-    for (let i = first; i < first + BATCH; i++) {
+    for (let i = first; i < first + this.nReads; i++) {
       const r = this.results[i];
       if (r > 0) {
         this.sizes[i] = r;
         n++;
       } else if (r !== -EAGAIN) this.errors++;
     }
-    this.readSqes += BATCH;
+    this.readSqes += this.nReads;
+    this.readData += n;
+    this.nReads = Math.min(BATCH, Math.max(4, 2 * n));
+    return n;
+  }
+
+  // -- armed reads: slots 0..BATCH-1 (read) or the reflector's 2*BATCH, each with one READ in
+  // flight; `rearm` lists the slots consumed since the last enter.
+  private armed: IoUring | undefined;
+  private readonly rearm = new Uint32Array(2 * BATCH);
+  private rearmCount = 0;
+
+  private armedRing(slots: number): IoUring {
+    if (this.armed) return this.armed;
+    const ring = IoUring.open(4 * BATCH);
+    if (!ring) throw new Error('io_uring unavailable');
+    this.armed = ring;
+    this.results.fill(SENTINEL);
+    this.rearmCount = 0;
+    for (let i = 0; i < slots; i++) this.rearm[this.rearmCount++] = i;
+    return ring;
+  }
+
+  /** Cancels the armed READs (closing the ring) before another mode reads the TUN. */
+  disarm(): void {
+    this.armed?.close();
+    this.armed = undefined;
+  }
+
+  /** One enter: re-arm consumed slots, wait up to waitMs for a completion, count data. */
+  armedOnce(slots: number, waitMs: number, reflectBack: boolean): number {
+    const ring = this.armedRing(slots);
+    const fd = this.dev.fd;
+    let outs = 0;
+    if (reflectBack) {
+      // Writes first: inline and in SQE order they copy each packet out before its slot's
+      // READ is armed again in the same submission.
+      for (let k = 0; k < this.rearmCount; k++) {
+        const i = this.rearm[k];
+        if (this.sizes[i] > 0) {
+          ring.prepWrite(fd, this.addrs[i], this.sizes[i], 2 * BATCH + i);
+          outs++;
+        }
+      }
+    }
+    for (let k = 0; k < this.rearmCount; k++) {
+      const i = this.rearm[k];
+      this.sizes[i] = 0;
+      ring.prepRead(fd, this.addrs[i], this.slotSize, i, 0, false);
+    }
+    this.readSqes += this.rearmCount;
+    this.rearmCount = 0;
+    if (waitMs > 0) ring.submitAndWait(outs + 1, waitMs);
+    else ring.submit(0);
+    ring.reap(this.results);
+    let n = 0;
+    const hdr = this.hdr;
+    for (let i = 0; i < slots; i++) {
+      const r = this.results[i];
+      if (r === SENTINEL) continue;
+      this.results[i] = SENTINEL;
+      this.rearm[this.rearmCount++] = i;
+      if (r > 0) {
+        n++;
+        if (reflectBack) {
+          reflect(this.slots[i], hdr);
+          this.sizes[i] = r;
+        }
+      } else this.errors++;
+    }
+    if (reflectBack) {
+      for (let i = 2 * BATCH; i < 4 * BATCH; i++) {
+        const r = this.results[i];
+        if (r === SENTINEL) continue;
+        if (r <= 0) this.errors++;
+        this.results[i] = SENTINEL;
+      }
+    }
     this.readData += n;
     return n;
   }
@@ -302,18 +398,19 @@ class Bench {
       if (n > 0) this.dev.write(this.slots, this.sizes, this.indices, n);
       return n;
     }
-    const ring = mode === 'uring-reg' ? this.ringReg : this.ring;
+    const ring = mode === 'uring-reg' || mode === 'uring-adapt' ? this.ringReg : this.ring;
     // Writes of the batch read last time, then reads into the other half, in one enter.
     const outN = this.outCount;
     this.prepWrites(mode, this.out, outN);
     const first = this.half === 0 ? BATCH : 0;
     this.prepReads(mode, first);
-    ring.submitAndWait(outN + BATCH, 1000);
+    ring.submitAndWait(outN + this.nReads, 1000);
     ring.reap(this.results);
     for (let k = 0; k < outN; k++) if (this.results[2 * BATCH + this.out[k]] <= 0) this.errors++;
+    const issued = this.nReads;
     const n = this.countReads(first);
     let m = 0;
-    for (let i = first; i < first + BATCH; i++) {
+    for (let i = first; i < first + issued; i++) {
       if (this.results[i] > 0) {
         reflect(this.slots[i], hdr);
         this.out[m++] = i;
@@ -327,7 +424,7 @@ class Bench {
   /** Flushes a uring reflector's last batch (so a mode switch loses nothing). */
   flushReflect(mode: Mode): void {
     if (mode === 'plain' || this.outCount === 0) return;
-    const ring = mode === 'uring-reg' ? this.ringReg : this.ring;
+    const ring = mode === 'uring-reg' || mode === 'uring-adapt' ? this.ringReg : this.ring;
     this.prepWrites(mode, this.out, this.outCount);
     ring.submitAndWait(this.outCount, 1000);
     ring.reap(this.results);
@@ -437,7 +534,9 @@ async function main(): Promise<void> {
     const order = rot(r);
     if (workloads.includes('write')) {
       b.fillForWrite();
-      for (const m of order) add('write', m, await b.measure(m, seconds, undefined, () => b.writeOnce(m)));
+      for (const m of order) {
+        if (m !== 'uring-armed') add('write', m, await b.measure(m, seconds, undefined, () => b.writeOnce(m)));
+      }
     }
     if (workloads.includes('read')) {
       const child = flood({ secs: order.length * (seconds + 0.3) + 0.7 });
@@ -445,6 +544,7 @@ async function main(): Promise<void> {
       for (const m of order) {
         b.drainAll();
         add('read', m, await b.measure(m, seconds, child, async () => {
+          if (m === 'uring-armed') return b.armedOnce(BATCH, 50, false);
           const n = b.readOnce(m);
           if (n === 0) await dev!.wait(50);
           return n;
@@ -458,7 +558,8 @@ async function main(): Promise<void> {
         const child = flood({ count: DRAIN_PACKETS });
         await exited(child);
         await sleep(50);
-        add('drain', m, await b.measure(m, 30, undefined, () => b.readOnce(m), true));
+        // Armed drain: an enter that waits for nothing ends it once the queue is empty.
+        add('drain', m, await b.measure(m, 30, undefined, () => (m === 'uring-armed' ? b.armedOnce(BATCH, 0, false) : b.readOnce(m)), true));
       }
     }
     if (workloads.includes('reflect')) {
@@ -466,6 +567,7 @@ async function main(): Promise<void> {
       await sleep(300);
       for (const m of order) {
         add('reflect', m, await b.measure(m, seconds, child, async () => {
+          if (m === 'uring-armed') return b.armedOnce(2 * BATCH, 50, true);
           const n = b.reflectOnce(m);
           if (n === 0) {
             b.flushReflect(m);

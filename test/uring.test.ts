@@ -177,6 +177,12 @@ if (!probe.ring) {
     ring.close();
     assert.is(ring.fd, -1);
     assert.is(ring.submit(0), -EBADF);
+    // The ring's memory is unmapped: every accessor answers without touching it.
+    assert.not.ok(ring.prep(IORING_OP_NOP, 0, 0, 0, 0));
+    assert.is(ring.reap(results), 0);
+    assert.is(ring.pending, 0);
+    assert.is(ring.sqSpace, 0);
+    assert.is(ring.registerFiles([0]), -EBADF);
   });
 
   test('registered file and buffer: READ_FIXED/WRITE_FIXED with IOSQE_FIXED_FILE over a pipe', () => {

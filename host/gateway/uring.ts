@@ -117,7 +117,7 @@ const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x01;
 const MAP_POPULATE = 0x8000;
-const MAP_FAILED = -1;
+const MAP_FAILED = -1n; // (void *)-1
 
 const EPERM = 1;
 const EINTR = 4;
@@ -340,7 +340,8 @@ export class IoUring {
       const cqLen = p.getUint32(P_CQ_OFF + CQO_CQES * 4, true) + cqEntries * CQE_SIZE;
       const map = (len: number, off: number): ArrayBuffer => {
         const ptr = s.mmap(null, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, off);
-        if (ptr === null || Number(koffi.address(ptr)) === MAP_FAILED || Number(koffi.address(ptr)) === 0) {
+        const at = ptr === null ? 0n : BigInt.asIntN(64, koffi.address(ptr));
+        if (at === MAP_FAILED || at === 0n) {
           throw new UnavailableError(`io_uring mmap of ${len} bytes at ${off.toString(16)}: ${describeErrno(koffi.errno())}`);
         }
         maps.push({ ptr, len });
@@ -377,17 +378,20 @@ export class IoUring {
 
   /** SQEs that can still be prepared before submit(). */
   get sqSpace(): number {
+    if (this.ringFd < 0) return 0;
     const head = Atomics.load(this.sqHeadTail, this.sqHead);
     return this.entries - ((this.localTail - head) >>> 0);
   }
 
   /** SQEs prepared and not yet consumed by the kernel (the SQ head trails the tail). */
   get pending(): number {
+    if (this.ringFd < 0) return 0;
     return (this.localTail - Atomics.load(this.sqHeadTail, this.sqHead)) >>> 0;
   }
 
   /** CQ overflow count the kernel reports (CQEs lost on kernels without NODROP). */
   get cqOverflowCount(): number {
+    if (this.ringFd < 0) return 0;
     return Atomics.load(this.cqRing, this.cqOverflow);
   }
 
@@ -400,9 +404,11 @@ export class IoUring {
    * (a registered-file index with IOSQE_FIXED_FILE in `sqeFlags`) over `len` bytes at native
    * address `addr` (addressOf() of the caller's buffer), at the file's position (offset -1, as
    * read(2)/write(2)). `userData` (0..2^32-1) comes back in the CQE. Returns false when the
-   * SQ is full (submit first). The caller keeps the memory alive and unchanged until the CQE.
+   * SQ is full (submit first) or the ring is closed. The caller keeps the memory alive and unchanged until the CQE.
    */
   prep(op: number, fd: number, addr: number, len: number, userData: number, sqeFlags = 0, bufIndex = 0, rwFlags = 0): boolean {
+    // The views over the rings point at unmapped memory once closed: never touch them then.
+    if (this.ringFd < 0) return false;
     const head = Atomics.load(this.sqHeadTail, this.sqHead);
     if (((this.localTail - head) >>> 0) >= this.entries) return false;
     const idx = this.localTail & this.sqMask;
@@ -496,9 +502,10 @@ export class IoUring {
   /**
    * Moves every ready CQE out of the CQ ring: results[user_data] = res (bytes transferred, or a
    * negative errno such as -EAGAIN for an empty non-blocking TUN). A user_data outside the
-   * array is counted as a stray and dropped. Returns the number of CQEs reaped.
+   * array is counted as a stray and dropped. Returns the number of CQEs reaped (0 once closed).
    */
   reap(results: Int32Array): number {
+    if (this.ringFd < 0) return 0;
     const cq = this.cqRing;
     let head = cq[this.cqHead];
     const tail = Atomics.load(cq, this.cqTail);
