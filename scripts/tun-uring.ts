@@ -31,7 +31,8 @@
 // CPU per packet is process.cpuUsage() (user+system, all of this process's threads) over the
 // packets handled. A run is marked noisy when processes outside this script and its child took
 // more than 15% of a core (from /proc/stat). iou-wrk-* threads (operations punted to io-wq
-// workers instead of completing inline) are counted from /proc/self/task during uring runs.
+// workers instead of completing inline) are counted from /proc/self/task during uring runs;
+// an idle worker lingers for a while, so after a uring-armed run later modes may still show it.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -266,6 +267,8 @@ class Bench {
   }
 
   errors = 0;
+  /** Failed CQEs by errno (armed mode), for the summary. */
+  readonly errnos = new Map<number, number>();
   readSqes = 0;
   readData = 0;
 
@@ -371,7 +374,10 @@ class Bench {
           reflect(this.slots[i], hdr);
           this.sizes[i] = r;
         }
-      } else this.errors++;
+      } else {
+        this.errors++;
+        this.errnos.set(-r, (this.errnos.get(-r) ?? 0) + 1);
+      }
     }
     if (reflectBack) {
       for (let i = 2 * BATCH; i < 4 * BATCH; i++) {
@@ -603,6 +609,7 @@ async function main(): Promise<void> {
         `${noisy}/${s.length}${noisy ? ` (others up to ${Math.max(...s.map((x) => x.otherCorePct)).toFixed(0)}% of a core)` : ''}\n`);
     }
   }
+  if (b.errnos.size) process.stdout.write(`failed read CQEs by errno: ${[...b.errnos].map(([e, n]) => `${e}: ${n}`).join(', ')}\n`);
   const drop = samples.get('drain/plain');
   if (drop) process.stdout.write(`(drain: ${DRAIN_PACKETS} packets queued per run; read fill = read CQEs with data per READ SQE)\n`);
 }
