@@ -19,7 +19,15 @@
 //   kernel-nat-offload-off  the same with the director's veths at `ethtool -K tx off tso off gso
 //                           off` (bulk tests only): the peer of `wasmvs --no-offload`.
 //   wasmvs                  `wasmvs gateway` (the real CLI, host/testbed/gateway.ts) with offload.
-//   wasmvs-no-offload       `wasmvs gateway --no-offload`, director veths left as created.
+//   wasmvs-no-offload       `wasmvs gateway --no-offload`, director veths left as created (its
+//                           bulk ratio is taken against kernel-nat-offload-off).
+// Levers, extra targets measured in the same rounds (README, "Gateway benchmark"):
+//   wasmvs-napi-thread      `wasmvs gateway --napi-thread` with offload (bulk tests only).
+//   kernel-nat-udp-gro,     kernel-nat and wasmvs with the director's client leg doing what a
+//   wasmvs-udp-gro          NIC does for a UDP forwarder: `ethtool -K client0 gro on
+//                           rx-udp-gro-forwarding on` and its NAPI threaded, so datagrams that
+//                           queue while it polls merge into UDP super-packets (udp_64 only; the
+//                           ratio is taken between the two).
 // Services: VIP 198.18.100.10:80/tcp over both real servers (wrr 1:2); VIP:5201 tcp and udp to
 // real server 1 only (iperf3's control and data connections must meet the same server).
 //
@@ -48,7 +56,9 @@
 //     every target; routing itself is in direct's figure, so the difference is the NAT's own
 //     cost, kernel NAT's conntrack and DNAT or the gateway's TUN round trip and engine);
 //   - for the gateway also its own process time (utime+stime of its process, all threads) per
-//     packet, which includes the forwarding of what it writes (softirq in its write()).
+//     packet, which includes the forwarding of what it writes (softirq in its write()), plus
+//     its TUN's NAPI kernel thread (napi/wvs0-ID, threaded NAPI), where that forwarding runs
+//     instead when it is on. NAPI threads of the director's devices count as the director's.
 //   "Where the CPU went" also gives the gateway's user time (the rest of its time is system
 //   time in its TUN calls), the segments per skb the endpoints received (GRO coalescing) and
 //   the mean bytes per TUN packet (super-packet sizes, /proc/net/dev of the director).
@@ -79,9 +89,37 @@ import { startGateway, type TestbedGateway } from '../host/testbed/gateway.js';
 const TESTS = ['http_short', 'http_keepalive', 'tcp_bulk_1', 'tcp_bulk_4', 'udp_64'] as const;
 type Test = (typeof TESTS)[number];
 type Metric = Test | 'http_keepalive_p99_ms';
-const TARGETS = ['direct', 'kernel-nat', 'kernel-nat-offload-off', 'wasmvs', 'wasmvs-no-offload'] as const;
+const TARGETS = ['direct', 'kernel-nat', 'kernel-nat-offload-off', 'kernel-nat-udp-gro', 'wasmvs', 'wasmvs-no-offload', 'wasmvs-napi-thread', 'wasmvs-udp-gro'] as const;
 type Target = (typeof TARGETS)[number];
-const BULK: ReadonlySet<Test> = new Set(['tcp_bulk_1', 'tcp_bulk_4']);
+
+/** What each target runs and sets on the director (the comment at the top says why). */
+interface TargetSpec {
+  nat: 'routing' | 'nftables' | 'gateway';
+  /** gateway: the TUN's vnet_hdr offload, and further CLI options. */
+  offload?: boolean;
+  gatewayArgs?: readonly string[];
+  /** The director's veths at tx/tso/gso off while the target runs. */
+  vethOffloadsOff?: boolean;
+  /** The director's client leg with GRO, rx-udp-gro-forwarding and threaded NAPI. */
+  udpGro?: boolean;
+  /** Only these tests (default: every test). */
+  tests?: readonly Test[];
+  /** The kernel NAT target its ratio is taken against: for bulk tests, else for all. */
+  bulkPeer?: Target;
+  peer?: Target;
+}
+const BULK_TESTS: readonly Test[] = ['tcp_bulk_1', 'tcp_bulk_4'];
+const BULK: ReadonlySet<Test> = new Set(BULK_TESTS);
+const SPECS: Record<Target, TargetSpec> = {
+  'direct': { nat: 'routing' },
+  'kernel-nat': { nat: 'nftables' },
+  'kernel-nat-offload-off': { nat: 'nftables', vethOffloadsOff: true, tests: BULK_TESTS },
+  'kernel-nat-udp-gro': { nat: 'nftables', udpGro: true, tests: ['udp_64'] },
+  'wasmvs': { nat: 'gateway', offload: true },
+  'wasmvs-no-offload': { nat: 'gateway', offload: false, bulkPeer: 'kernel-nat-offload-off' },
+  'wasmvs-napi-thread': { nat: 'gateway', offload: true, gatewayArgs: ['--napi-thread'], tests: BULK_TESTS },
+  'wasmvs-udp-gro': { nat: 'gateway', offload: true, udpGro: true, tests: ['udp_64'], peer: 'kernel-nat-udp-gro' },
+};
 const UNITS: Record<Metric, string> = {
   http_short: 'req/s', http_keepalive: 'req/s', http_keepalive_p99_ms: 'ms', tcp_bulk_1: 'Gbit/s', tcp_bulk_4: 'Gbit/s', udp_64: 'datagrams/s',
 };
@@ -285,19 +323,32 @@ class Accounting {
     return m;
   }
 
+  /**
+   * The director's NAPI kernel threads (threaded NAPI: the gateway's TUN by default without
+   * offload, the client leg with --udp-gro): "napi/DEV-ID", in no namespace's pid list, so
+   * matched by the director's device names. Their time is the director's (and, for the TUN's,
+   * the gateway's: the receive of what it writes), not noise.
+   */
+  private napiThreadNames(): string[] {
+    return [GATEWAY_TUN, ...this.tb.director.ifaces].map((d) => `napi/${d}-`);
+  }
+
   snapshot(endpointPids: number[], gatewayPid?: number): Snapshot {
     const rolesOf = this.rolePids();
+    const napiNames = this.napiThreadNames();
     const roles = new Map<number, { role: Role; ticks: number }>();
     const others = new Map<number, number>();
+    let tunNapi = 0;
     for (const name of readdirSync('/proc')) {
       if (!/^\d+$/.test(name)) continue;
       const pid = Number(name);
       if (pid === process.pid) continue; // this harness: it sleeps through the window
       const t = readProcStat(pid);
       if (!t) continue;
-      const role = rolesOf.get(pid);
+      const role = rolesOf.get(pid) ?? (napiNames.some((n) => t.comm.startsWith(n)) ? 'director' : undefined);
       if (role) roles.set(pid, { role, ticks: t.ticks });
       else others.set(pid, t.ticks + t.children);
+      if (t.comm.startsWith(napiNames[0]!)) tunNapi += t.ticks;
     }
     let segments = 0;
     let endpointSkbs = 0;
@@ -307,7 +358,7 @@ class Accounting {
     }
     const g = gatewayPid === undefined ? undefined : readProcStat(gatewayPid);
     const tun = gatewayPid === undefined ? undefined : netDev(gatewayPid).get(GATEWAY_TUN);
-    return { at: performance.now(), machine: readMachine(), roles, others, gateway: g?.ticks ?? 0, gatewayUser: g?.user ?? 0, segments, endpointSkbs, tun };
+    return { at: performance.now(), machine: readMachine(), roles, others, gateway: (g?.ticks ?? 0) + tunNapi, gatewayUser: g?.user ?? 0, segments, endpointSkbs, tun };
   }
 
   window(a: Snapshot, b: Snapshot, hasGateway: boolean): CpuWindow {
@@ -472,15 +523,34 @@ ${temp}
     for (const iface of this.tb.director.ifaces) await this.director('ethtool', '-K', iface, 'tx', v, 'tso', v, 'gso', v);
   }
 
+  /**
+   * What a NIC does for a UDP forwarder (and what WireGuard and Tailscale recommend for
+   * TUN-based ones) on the director's client leg: GRO with rx-udp-gro-forwarding, its NAPI in
+   * a kernel thread, so the datagrams that queue while it polls merge into one UDP
+   * super-packet (the TUN takes them with USO; kernel NAT forwards them as one skb). veth's
+   * own NAPI otherwise polls inside the sender's send, one datagram at a time.
+   */
+  private async udpGro(on: boolean): Promise<void> {
+    const leg = this.tb.director.clientIface;
+    const v = on ? 'on' : 'off';
+    // veth has a NAPI only while GRO is on: threaded is set after turning it on, cleared before.
+    const threaded = (): Promise<string> => this.director('sh', '-c', `echo ${on ? 1 : 0} > /sys/class/net/${leg}/threaded`);
+    if (!on) await threaded();
+    await this.director('ethtool', '-K', leg, 'gro', on || this.opts.vethGro ? 'on' : 'off', 'rx-udp-gro-forwarding', v);
+    if (on) await threaded();
+  }
+
   /** Puts the director in the state target `t` needs (and out of the previous one's). */
   async enter(t: Target): Promise<void> {
     if (this.current === t) return;
     await this.leave();
-    if (t === 'kernel-nat' || t === 'kernel-nat-offload-off') {
+    const spec = SPECS[t];
+    if (spec.vethOffloadsOff) await this.vethOffloads(false);
+    if (spec.udpGro) await this.udpGro(true);
+    if (spec.nat === 'nftables') {
       await this.tb.exec(this.tb.director.ns, ['nft', '-f', '-'], { input: this.nftText() });
-      if (t === 'kernel-nat-offload-off') await this.vethOffloads(false);
-    } else if (t === 'wasmvs' || t === 'wasmvs-no-offload') {
-      this.gateway = await startGateway(this.tb, { rules: this.rulesText(), offload: t === 'wasmvs', args: this.opts.gatewayArgs });
+    } else if (spec.nat === 'gateway') {
+      this.gateway = await startGateway(this.tb, { rules: this.rulesText(), offload: spec.offload, args: [...(spec.gatewayArgs ?? []), ...this.opts.gatewayArgs] });
       this.gatewayTarget = t;
     }
     this.current = t;
@@ -489,11 +559,14 @@ ${temp}
   async leave(): Promise<void> {
     const t = this.current;
     this.current = undefined;
-    if (t === 'kernel-nat' || t === 'kernel-nat-offload-off') {
+    if (t === undefined) return;
+    const spec = SPECS[t];
+    if (spec.nat === 'nftables') {
       await this.director('nft', 'delete', 'table', 'ip', 'wvsbench');
-      if (t === 'kernel-nat-offload-off') await this.vethOffloads(true);
       await this.director('conntrack', '-F').catch(() => {});
     }
+    if (spec.vethOffloadsOff) await this.vethOffloads(true);
+    if (spec.udpGro) await this.udpGro(false);
     if (this.gateway) {
       const gw = this.gateway;
       this.gateway = undefined;
@@ -517,7 +590,7 @@ ${temp}
 
   private async once(target: Target, test: Test): Promise<RunResult> {
     const { tb, opts } = this;
-    if (target.startsWith('kernel-nat')) await this.director('conntrack', '-F').catch(() => {});
+    if (SPECS[target].nat === 'nftables') await this.director('conntrack', '-F').catch(() => {});
     const direct = target === 'direct';
     const host = direct ? this.rs1 : TESTBED_VIP;
     const from = direct ? CLIENT_ADDRESSES[1] : CLIENT_ADDRESSES[0];
@@ -637,12 +710,12 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** kernel NAT peer of each target for the ratio column (bulk --no-offload vs veth offloads off). */
+/** The kernel NAT target each target's ratio column is taken against (SPECS), if it ran. */
 function peerOf(test: Metric, target: Target, targets: readonly Target[]): Target | undefined {
-  if (target === 'kernel-nat') return undefined;
-  if (BULK.has(test as Test) && (target === 'wasmvs-no-offload' || target === 'kernel-nat-offload-off')) {
-    return target === 'kernel-nat-offload-off' ? undefined : targets.includes('kernel-nat-offload-off') ? 'kernel-nat-offload-off' : 'kernel-nat';
-  }
+  const spec = SPECS[target];
+  if (spec.nat === 'nftables') return undefined;
+  const wanted = (BULK.has(test as Test) ? spec.bulkPeer : undefined) ?? spec.peer;
+  if (wanted !== undefined && targets.includes(wanted)) return wanted;
   return targets.includes('kernel-nat') ? 'kernel-nat' : undefined;
 }
 
@@ -703,7 +776,7 @@ async function main(): Promise<number> {
   const targets = opts.targets;
   const plan: Array<{ target: Target; tests: Test[] }> = targets.map((t) => ({
     target: t,
-    tests: opts.tests.filter((x) => t !== 'kernel-nat-offload-off' || BULK.has(x)),
+    tests: opts.tests.filter((x) => SPECS[t].tests?.includes(x) ?? true),
   })).filter((p) => p.tests.length > 0);
   const totalRuns = plan.reduce((n, p) => n + p.tests.length, 0) * opts.runs;
   log(`bench-gateway: ${opts.runs} rounds of ${plan.map((p) => `${p.target} (${p.tests.length})`).join(', ')}; ${opts.seconds} s runs, ${totalRuns} runs, about ${Math.ceil((totalRuns * (opts.seconds + 1.5)) / 60)} min`);
