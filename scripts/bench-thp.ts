@@ -9,7 +9,8 @@
 // Measured here it did not pay (README, Gateway benchmark, levers), so the gateway does not
 // advise; this stays as the way to measure it again on another machine.
 import { readFileSync } from 'node:fs';
-import koffi, { type LibraryHandle } from 'koffi';
+import koffi from 'koffi';
+import { libc } from '../host/gateway/libc.js';
 import { establishFlows, establishedPool, expectAllForwarded, runBatches, sequentialPool, type FlowEngine } from './bench-lib.js';
 
 // ---- madvise through koffi (THP is `madvise` here: the memory must ask) ----
@@ -36,12 +37,7 @@ function load(): Madvise | null {
   madvise = null;
   if (process.platform !== 'linux') return null;
   try {
-    let lib: LibraryHandle;
-    try {
-      lib = koffi.load('libc.so.6');
-    } catch {
-      lib = koffi.load(null);
-    }
+    const lib = libc();
     madvise = lib.func('int madvise(void *addr, size_t length, int advice)') as Madvise;
   } catch {
     madvise = null;

@@ -10,6 +10,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { TunDevice } from '../host/gateway/tun.js';
 import { writeVnetHeaderNone } from '../host/gateway/vnet.js';
+import { udpPacket } from '../test/support/packets.js';
+
+/** A `size`-byte UDP datagram 198.18.0.2 -> 198.18.1.1:9 with no checksum, the namespace drops it at routing. */
+function probePacket(size: number): Uint8Array {
+  return udpPacket({ src: '198.18.0.2', dst: '198.18.1.1', sport: 12345, dport: 9, payload: new Uint8Array(size - 28), zeroChecksum: true });
+}
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: number): number => {
@@ -30,18 +36,6 @@ function ip(...a: string[]): void {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
-}
-
-function udp64(src: number[], dst: number[], len: number): Uint8Array {
-  const p = new Uint8Array(len);
-  p[0] = 0x45; p[2] = len >> 8; p[3] = len & 0xff; p[8] = 64; p[9] = 17;
-  p.set(src, 12); p.set(dst, 16);
-  let s = 0;
-  for (let i = 0; i < 20; i += 2) s += (p[i] << 8) | p[i + 1];
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  s = ~s & 0xffff; p[10] = s >> 8; p[11] = s & 0xff;
-  p[20] = 0x30; p[21] = 0x39; p[22] = 0; p[23] = 9; p[24] = (len - 20) >> 8; p[25] = (len - 20) & 0xff; // UDP checksum 0: none
-  return p;
 }
 
 async function main(): Promise<void> {
@@ -81,7 +75,7 @@ async function main(): Promise<void> {
     }
 
     const hdr = dev.headerLen;
-    const pkt = udp64([198, 18, 0, 2], [198, 18, 1, 1], size);
+    const pkt = probePacket(size);
     for (const s of slots) { if (hdr) writeVnetHeaderNone(s); s.set(pkt, hdr); }
     sizes.fill(hdr + size);
     const indices = Uint32Array.from({ length: dev.batchSize }, (_, i) => i);

@@ -3,7 +3,6 @@
 // what is asserted is the Gateway's engine table, its typed events and the log lines.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +13,8 @@ import { loadKeepalived } from '../host/health/config.js';
 import { healthManagerFor } from '../host/health/attach.js';
 import { HealthState } from '../host/health/state.js';
 import type { DestHealthEvent, QuorumEvent } from '../host/health/manager.js';
-import { cliArgv } from '../host/testbed/gateway.js';
 import { connectControl } from '../host/control/client.js';
+import { runCli } from './support/cli.js';
 import { FakeClock } from './support/fake-clock.js';
 
 let dir: string;
@@ -92,15 +91,7 @@ test('over a Gateway: the engine table follows the checks, each change logged as
 test('wasmvs gateway --keepalived: a bad file is refused with its file and line before anything else (exit 1); --rules with it is a usage error', () => {
   const bad = join(dir, 'bad.conf');
   writeFileSync(bad, 'virtual_server 198.18.100.10 80 {\n  protocol TCP\n  real_server 198.18.1.2 80 {\n    wieght 2\n  }\n}\n');
-  const run = (args: string[]): { status: number; stderr: string } => {
-    try {
-      execFileSync(cliArgv(args)[0], cliArgv(args).slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
-      return { status: 0, stderr: '' };
-    } catch (e) {
-      const err = e as { status: number; stderr: Buffer };
-      return { status: err.status, stderr: err.stderr.toString() };
-    }
-  };
+  const run = runCli;
   const r = run(['gateway', '--keepalived', bad, '--control', join(dir, 'sock')]);
   assert.is(r.status, 1);
   assert.is(r.stderr.trim(), `wasmvs: WASMVS_KEEPALIVED_CONFIG: ${bad}:4: unknown keyword "wieght" in real_server`);

@@ -14,7 +14,7 @@ import { Engine } from '../host/engine/engine.js';
 import { FakeDevice } from '../host/gateway/device.js';
 import { Gateway } from '../host/gateway/gateway.js';
 import { WRITER_REGIONS, WriterThread } from '../host/gateway/writer.js';
-import { cliArgv } from '../host/testbed/gateway.js';
+import { runCli } from './support/cli.js';
 import { ftpConversation, reply227 } from './support/ftp-traffic.js';
 import { decode, hex, tcpPacket, udpPacket } from './support/packets.js';
 
@@ -331,15 +331,9 @@ test('over a FakeDevice (no fd) writerThread: true writes on the gateway\'s own 
 });
 
 test('wasmvs gateway refuses --writer-thread with --no-writer-thread (usage, exit 2) before anything starts', () => {
-  const argv = cliArgv(['gateway', '--rules', '/nonexistent/lvs.rules', '--writer-thread', '--no-writer-thread']);
-  try {
-    execFileSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
-    assert.unreachable('both accepted');
-  } catch (e) {
-    const err = e as { status: number; stderr: Buffer };
-    assert.is(err.status, 2);
-    assert.match(err.stderr.toString(), /--writer-thread and --no-writer-thread exclude each other/);
-  }
+  const both = runCli(['gateway', '--rules', '/nonexistent/lvs.rules', '--writer-thread', '--no-writer-thread']);
+  assert.is(both.status, 2);
+  assert.match(both.stderr, /--writer-thread and --no-writer-thread exclude each other/);
 });
 
 test.run();

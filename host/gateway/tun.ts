@@ -30,9 +30,10 @@
 // `ip`, so each change is a command an operator can read and undo.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
-import koffi, { type KoffiFunc, type LibraryHandle } from 'koffi';
+import koffi, { type KoffiFunc } from 'koffi';
 import { WasmvsError } from '../errors.js';
 import type { Device, DeviceStats } from './device.js';
+import { libc as libcLibrary } from './libc.js';
 import { VNET_HDR_LEN } from './vnet.js';
 
 // ---- kernel ABI ----------------------------------------------------------------------------
@@ -131,13 +132,7 @@ function loadLibc(): Libc {
   if (!GENERIC_ABI_ARCHS.has(process.arch)) {
     throw new WasmvsError('WASMVS_TUN', `TUN ioctl numbers are not known for architecture ${process.arch}`);
   }
-  let lib: LibraryHandle;
-  try {
-    lib = koffi.load('libc.so.6');
-  } catch {
-    // musl and others: node itself is linked against the C library, so its symbols resolve.
-    lib = koffi.load(null);
-  }
+  const lib = libcLibrary();
   libc = {
     open: lib.func('int open(const char *path, int flags, ...)'),
     close: lib.func('int close(int fd)'),

@@ -36,8 +36,9 @@
 // batch read that stops at the first empty slot needs.
 import { readFileSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
-import koffi, { type LibraryHandle } from 'koffi';
+import koffi from 'koffi';
 import { WasmvsError } from '../errors.js';
+import { libc } from './libc.js';
 
 // ---- kernel ABI (include/uapi/linux/io_uring.h) ----------------------------------------------
 
@@ -148,12 +149,7 @@ let sys: Sys | undefined;
 
 function loadSys(): Sys {
   if (sys) return sys;
-  let lib: LibraryHandle;
-  try {
-    lib = koffi.load('libc.so.6');
-  } catch {
-    lib = koffi.load(null);
-  }
+  const lib = libc();
   sys = {
     setup: lib.func('long syscall(long nr, uint32_t entries, void *params)'),
     enter: lib.func('long syscall(long nr, int fd, uint32_t to_submit, uint32_t min_complete, uint32_t flags, void *arg, size_t argsz)'),

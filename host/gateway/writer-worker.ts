@@ -14,7 +14,8 @@
 // Nothing here logs: console output of a worker that never returns to its event loop is mostly
 // lost (TOOLCHAIN.md). Counts and the first fatal errno go to shared memory instead.
 import { workerData } from 'node:worker_threads';
-import koffi, { type LibraryHandle } from 'koffi';
+import koffi from 'koffi';
+import { libc } from './libc.js';
 import {
   CTL_FAIL_ERRNO, CTL_HEAD, CTL_READY, CTL_STOP, CTL_TAIL, STAT_TX_ERRORS, STAT_TX_PACKETS, type WriterWorkerData,
 } from './writer.js';
@@ -32,12 +33,7 @@ const sizes = new Uint32Array(data.control, data.sizesOffset, data.slotCount);
 const memory = new Uint8Array(data.memory.buffer);
 const views = data.slotOffsets.map((o) => memory.subarray(o, o + data.slotSize));
 
-let lib: LibraryHandle;
-try {
-  lib = koffi.load('libc.so.6');
-} catch {
-  lib = koffi.load(null); // musl and others: node's own C library (as tun.ts)
-}
+const lib = libc();
 // ssize_t as intptr_t; a Uint8Array is passed by the address of its bytes (no copy).
 const write = lib.func('intptr_t write(int fd, const void *buf, size_t count)') as (fd: number, buf: Uint8Array, count: number) => number;
 
