@@ -61,7 +61,8 @@ export interface GatewayOptions {
    * Threaded NAPI on the TUN (tun.ts): the kernel receives written packets in a kernel thread,
    * in batches through GRO, instead of inside each write(2). Default: on without offload
    * (where each write is one MTU-sized packet), off with offload (super-packets already carry
-   * the batching, and a request/response exchange would pay the thread's wake-up per packet).
+   * the batching, and request/response traffic would pay the NAPI queue's poll and GRO, and
+   * the thread's wake-ups, on every packet).
    * Measured in README, "Gateway benchmark". Only over a TUN.
    */
   napiThread?: boolean;
