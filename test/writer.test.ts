@@ -310,6 +310,49 @@ for (const headerLen of [0, 10]) {
   });
 }
 
+test('a writer thread that dies mid-run is replaced by the gateway\'s own writes: an error event, nothing lost after, counters kept', async () => {
+  const fifo = new Fifo();
+  const device = new FifoDevice(fifo, 0);
+  const gw = await Gateway.start({ rules: RULES, device, writerThread: true });
+  const errors: Error[] = [];
+  gw.on('error', (e) => errors.push(e));
+  const source = () => fifo.packets(0);
+  const syn = (port: number) => tcpPacket({ src: CLIENT, dst: VIP, sport: port, dport: 80, flags: 'S', seq: 1 });
+  try {
+    // A burst that fills batches: written on the writer thread.
+    for (let i = 0; i < 64; i++) device.inject(syn(20_000 + i));
+    await collect(source, 64);
+    const before = gw.counters();
+    assert.ok(before.writerThread);
+    assert.ok(before.writerWritten > 0, 'the thread wrote');
+    // The worker dies (as a crash in it would end it): fault injection through the private
+    // WriterThread, the one place a test can reach the Worker.
+    const writer = (gw as unknown as { writer: { worker: { terminate(): Promise<number> } } }).writer;
+    await writer.worker.terminate();
+    // The next burst finds the writer gone, at the latest at the next tick, and is written here.
+    const until = Date.now() + 3000;
+    while (gw.counters().writerThread && Date.now() < until) {
+      device.inject(syn(30_000));
+      await new Promise((r) => setTimeout(r, 20));
+      source();
+    }
+    const after = gw.counters();
+    assert.not.ok(after.writerThread, 'the gateway writes on its own thread now');
+    assert.ok(after.writerWritten >= before.writerWritten, 'what the dead thread wrote still counts');
+    assert.ok(errors.some((e) => /writer thread exited|writing on the gateway's own thread/.test(e.message)), errors.map((e) => e.message).join('; '));
+    source(); // what was written while it died
+    for (let i = 0; i < 64; i++) device.inject(syn(40_000 + i));
+    const out = await collect(source, 64);
+    assert.equal(new Set(out.map((p) => decode(p).sport)).size, 64, 'every packet of the burst after the death was written');
+    assert.is(gw.counters().writerWritten, after.writerWritten, 'none on the dead thread');
+  } finally {
+    const reading = setInterval(() => fifo.drain(), 1);
+    await gw.stop();
+    clearInterval(reading);
+    fifo.close();
+  }
+});
+
 test('over a FakeDevice (no fd) writerThread: true writes on the gateway\'s own thread; a bad writerThread is refused', async () => {
   const device = new FakeDevice({ batchSize: 16 });
   const gw = await Gateway.start({ rules: RULES, device, writerThread: true });
