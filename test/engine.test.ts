@@ -716,4 +716,31 @@ test('memoryUsage(): at most 64 bytes of connection table per connection', () =>
   assert.equal(over, []);
 });
 
+test("'config' follows every configuration change that succeeded, once per call; a refused call says nothing", () => {
+  const engine = new Engine({ slotCount: 8, connCapacity: 64 });
+  let n = 0;
+  engine.on('config', () => { n++; });
+  const calls: Array<[string, () => void]> = [
+    ['restore', () => engine.restore(SINGLE)],
+    ['addService', () => engine.addService({ protocol: 'udp', vaddr: VIP, vport: 53, scheduler: 'rr' })],
+    ['addDest', () => engine.addDest({ protocol: 'udp', vaddr: VIP, vport: 53 }, { daddr: RS1, dport: 53, weight: 1 })],
+    ['editDest', () => engine.editDest({ protocol: 'udp', vaddr: VIP, vport: 53 }, { daddr: RS1, dport: 53, weight: 3 })],
+    ['editService', () => engine.editService({ protocol: 'udp', vaddr: VIP, vport: 53, scheduler: 'wrr' })],
+    ['delDest', () => engine.delDest({ protocol: 'udp', vaddr: VIP, vport: 53 }, { daddr: RS1, dport: 53 })],
+    ['delService', () => engine.delService({ protocol: 'udp', vaddr: VIP, vport: 53 })],
+    ['setTimeouts', () => engine.setTimeouts({ tcp: 600 })],
+    ['setExpireNodestConn', () => engine.setExpireNodestConn(true)],
+    ['clear', () => engine.clear()],
+  ];
+  for (const [name, call] of calls) {
+    const before = n;
+    call();
+    assert.is(n, before + 1, `${name}: one event`);
+  }
+  const before = n;
+  assert.throws(() => engine.addDest({ protocol: 'tcp', vaddr: VIP, vport: 9 }, { daddr: RS1, dport: 9, weight: 1 }));
+  assert.throws(() => engine.restore('-A -t 202.103.106.5:80 -s nosuch\n'));
+  assert.is(n, before, 'refused calls emit nothing');
+});
+
 test.run();

@@ -384,6 +384,24 @@ if (!IS_ROOT) {
     }
   });
 
+  test('a library user\'s change on gateway.engine reaches the host routes at once (the engine\'s config event), not after the 5 s sync', () => {
+    const ns = makeNs({ forward: '1' });
+    const state = mkdtempSync(join(tmpdir(), 'wvs-hostnet-lib-'));
+    try {
+      const child = join(HERE, 'support', 'gateway-library-child.ts');
+      const out = execFileSync('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', child, TUN, state], { encoding: 'utf8', timeout: 60_000 });
+      const r = JSON.parse(out.trim().split('\n').pop() as string) as Record<'before' | 'after' | 'deleted', { vipRoutes: string[]; rsRules: number }>;
+      assert.equal(r.before, { vipRoutes: ['198.18.100.10'], rsRules: 0 });
+      assert.equal(r.after.vipRoutes.sort(), ['198.18.100.10', '198.18.100.11'], 'the new VIP is routed into the TUN');
+      assert.is(r.after.rsRules, 1, 'the new real server\'s replies are ruled into the TUN');
+      assert.equal(r.deleted, { vipRoutes: ['198.18.100.10'], rsRules: 0 }, 'a deleted service with no connections goes at once');
+      assert.equal(ipj(ns, '-4', 'route', 'show', 'proto', P), [], 'the gateway stopped and removed its routes');
+    } finally {
+      deleteNs(ns);
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
   test.after(() => {
     for (const ns of [...made]) deleteNs(ns);
   });

@@ -109,25 +109,25 @@ export class Engine extends EventEmitter<EngineEvents> {
   // ---- configuration (config.ts) -----------------------------------------------------------
 
   /** ipvsadm -A. */
-  addService(spec: ServiceSpec): void { this.config.addService(spec); }
+  addService(spec: ServiceSpec): void { this.config.addService(spec); this.emit('config'); }
   /** ipvsadm -E: change scheduler or persistence; existing connections keep their servers. */
-  editService(spec: ServiceSpec): void { this.config.editService(spec); }
+  editService(spec: ServiceSpec): void { this.config.editService(spec); this.emit('config'); }
   /** ipvsadm -D: the service goes; its connections live on until they expire. */
-  delService(key: ServiceKey): void { this.config.delService(key); }
+  delService(key: ServiceKey): void { this.config.delService(key); this.emit('config'); }
   /** ipvsadm -C. */
-  clear(): void { this.config.clear(); }
+  clear(): void { this.config.clear(); this.emit('config'); }
   /** ipvsadm -a. */
-  addDest(key: ServiceKey, dest: DestSpec): void { this.config.addDest(key, dest); }
+  addDest(key: ServiceKey, dest: DestSpec): void { this.config.addDest(key, dest); this.emit('config'); }
   /** ipvsadm -e: change the weight. Weight 0 quiesces the server. */
-  editDest(key: ServiceKey, dest: DestSpec): void { this.config.editDest(key, dest); }
+  editDest(key: ServiceKey, dest: DestSpec): void { this.config.editDest(key, dest); this.emit('config'); }
   /** ipvsadm -d: no new connections; existing ones continue until they expire. */
-  delDest(key: ServiceKey, dest: DestKey): void { this.config.delDest(key, dest); }
+  delDest(key: ServiceKey, dest: DestKey): void { this.config.delDest(key, dest); this.emit('config'); }
 
   /**
    * Adds every service and real server of an ipvsadm-save text or parsed rule set, as
    * ipvsadm-restore does; all or nothing: a bad rule changes nothing.
    */
-  restore(rules: string | RuleSet): void { this.config.restore(rules); }
+  restore(rules: string | RuleSet): void { this.config.restore(rules); this.emit('config'); }
 
   /** The configuration as ipvsadm-save -n text (real servers in the order they were added). */
   save(): string { return this.config.save(); }
@@ -144,10 +144,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   listServices(): ServiceInfo[] { return this.config.listServices(); }
 
   /** ipvsadm --set tcp tcpfin udp, in seconds; 0 leaves a value unchanged. */
-  setTimeouts(timeouts: Partial<Timeouts>): void { this.config.setTimeouts(timeouts); }
+  setTimeouts(timeouts: Partial<Timeouts>): void { this.config.setTimeouts(timeouts); this.emit('config'); }
 
   /** net.ipv4.vs.expire_nodest_conn (see EngineOptions.expireNodestConn). */
-  setExpireNodestConn(on: boolean): void { this.config.setExpireNodestConn(on); }
+  setExpireNodestConn(on: boolean): void { this.config.setExpireNodestConn(on); this.emit('config'); }
 
   getTimeouts(): Timeouts { return this.config.getTimeouts(); }
 

@@ -156,6 +156,12 @@ export interface EngineEvents {
    * unparsable 227/229), on the control connection `e` names. Counted in counters().ftp too.
    */
   'ftp': (e: FtpEvent) => void;
+  /**
+   * The configuration changed: a service or real server added, edited or deleted, the table
+   * cleared or restored, the timeouts or expire_nodest_conn set. Once per call that succeeded, after the change (a
+   * refused call changes nothing and says nothing). The gateway follows it with its host routes.
+   */
+  'config': () => void;
 }
 
 /** What the FTP helper reports: the control connection and what it met. */

@@ -297,6 +297,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.writeIdx = new Uint32Array(this.slots.length);
     this.viewRegions();
     this.engine.on('error', (err: Error) => this.fault('scheduler', err));
+    // However the configuration changes (a library call on gateway.engine too), the host
+    // routes follow at once; syncHost() queues and compares, so a reload's many calls cost
+    // one sync that finds work and some that return at once.
+    this.engine.on('config', () => { this.syncHost().catch((err: unknown) => this.fault('host', err as Error)); });
   }
 
   /** Whether the ring was cut into regions for a writer thread (the option, over a TUN). */
