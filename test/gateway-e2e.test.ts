@@ -217,10 +217,34 @@ if (!ROOT) {
     }
   });
 
+  /** Everything a gateway changes in the director's namespace, as comparable text. */
+  const directorIp = (...args: string[]) => execFileSync('ip', ['-n', tb.director.ns, ...args], { encoding: 'utf8' });
+  const directorSnapshot = () => [directorIp('link', 'show'), directorIp('-4', 'addr', 'show'), directorIp('-4', 'route', 'show', 'table', 'all'), directorIp('-4', 'rule', 'show'), directorIp('neigh', 'show', 'proxy'),
+    ...['net/ipv4/ip_forward', 'net/ipv4/conf/all/rp_filter'].map((k) => execFileSync('ip', ['netns', 'exec', tb.director.ns, 'cat', `/proc/sys/${k}`], { encoding: 'utf8' }))].join('\n---\n');
+
+  test('the TUN deleted under a running gateway (mid-transfer): it says so, stops by itself with status 1 and leaves the host as it was', async () => {
+    const before = directorSnapshot();
+    const gw = await startGateway(tb, { rules: RULES });
+    const long = clientDownload(tb, `http://${VIP}/bytes/${MB20}`, { timeoutMs: 20_000 }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    directorIp('link', 'del', 'wvs0');
+    const exit = await Promise.race([gw.process.exited.then((e) => e.code), new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    assert.is(exit, 1, `exit status\n${gw.process.stderr.text()}`);
+    assert.match(gw.process.stderr.text(), /wvs0 failed/, gw.process.stderr.text());
+    await long;
+    assert.is(directorSnapshot(), before, 'routes, rules and sysctls undone though the device went first');
+    const next = await startGateway(tb, { rules: RULES });
+    try {
+      const ok = await clientGet(tb, `http://${VIP}/`, 6);
+      assert.is(ok.ok, 6, 'a new gateway starts and forwards');
+    } finally {
+      await next.stop();
+    }
+  });
+
   test('stop removes the TUN, routes and rules; after kill -9 the next start cleans up and works', async () => {
-    const ip = (...args: string[]) => execFileSync('ip', ['-n', tb.director.ns, ...args], { encoding: 'utf8' });
-    const snapshot = () => [ip('link', 'show'), ip('-4', 'addr', 'show'), ip('-4', 'route', 'show', 'table', 'all'), ip('-4', 'rule', 'show'), ip('neigh', 'show', 'proxy'),
-      ...['net/ipv4/ip_forward', 'net/ipv4/conf/all/rp_filter'].map((k) => execFileSync('ip', ['netns', 'exec', tb.director.ns, 'cat', `/proc/sys/${k}`], { encoding: 'utf8' }))].join('\n---\n');
+    const ip = directorIp;
+    const snapshot = directorSnapshot;
     const before = snapshot();
     const gw = await startGateway(tb, { rules: RULES, args: ['--arp-iface', 'client0'] });
     assert.match(snapshot(), /wvs0/);
