@@ -325,7 +325,7 @@ class Accounting {
 
   /**
    * The director's NAPI kernel threads (threaded NAPI: the gateway's TUN by default without
-   * offload, the client leg with --udp-gro): "napi/DEV-ID", in no namespace's pid list, so
+   * offload, the client leg in the *-udp-gro targets): "napi/DEV-ID", in no namespace's pid list, so
    * matched by the director's device names. Their time is the director's (and, for the TUN's,
    * the gateway's: the receive of what it writes), not noise.
    */

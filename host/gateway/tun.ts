@@ -21,10 +21,11 @@
 // (napi/NAME-ID) on whichever core is free, taking what queued meanwhile as one batch through
 // GRO (so MTU-sized writes reach the receivers as coalesced segments, as a NIC's do). The
 // cost, which a request/response exchange pays on every packet, is that poll and GRO (also
-// with the thread off: IFF_NAPI alone) and a wake-up of the thread when it was idle. The sysfs file is the kernel's interface for it (Documentation/ABI/testing/
-// sysfs-class-net, "threaded"); it is written only after checking that /sys/class/net/NAME is
-// this network namespace's device (its ifindex against SIOCGIFINDEX), since sysfs shows the
-// namespace it was mounted in.
+// with the thread off: IFF_NAPI alone) and a wake-up of the thread when it was idle. The
+// sysfs file is the kernel's interface for it (Documentation/ABI/testing/sysfs-class-net,
+// "threaded"); it is written only after checking that /sys/class/net/NAME is this network
+// namespace's device (its ifindex against SIOCGIFINDEX), since sysfs shows the namespace it
+// was mounted in.
 //
 // The device does not bring the link up, set its MTU or txqueuelen: the gateway does that with
 // `ip`, so each change is a command an operator can read and undo.
