@@ -63,18 +63,27 @@ if (!ROOT) {
     await tb?.destroy();
   });
 
-  // Each offload mode with the writes on the writer thread (the default) and on the
-  // gateway's own thread (--no-writer-thread), and the kernel's receive of what it writes in
-  // a NAPI thread (the default without offload; --napi-thread with it) or inside write()
-  // (--no-napi-thread); the ready line says which ran.
+  // Each offload mode with the writes on the writer thread (the default; through io_uring by
+  // default, write(2) with --no-io-uring) and on the gateway's own thread
+  // (--no-writer-thread), and the kernel's receive of what it writes in a NAPI thread (the
+  // default without offload; --napi-thread with it) or inside write() (--no-napi-thread); the
+  // ready line says which ran.
   const WRITES_ON_THREAD = /ready: .*writes on a second thread/;
+  const THROUGH_URING = /ready: .*writes on a second thread through io_uring/;
   const NAPI_THREAD = /ready: .*kernel NAPI thread/;
-  for (const [offload, writer, napi] of [[true, true, false], [false, true, true], [true, false, true], [false, false, false]]) {
-    const mode = `${offload ? 'offload' : 'no-offload'}, ${writer ? 'writer thread' : 'no writer thread'}, ${napi ? 'NAPI thread' : 'no NAPI thread'}`;
-    const args = [...(writer ? [] : ['--no-writer-thread']), ...(napi === !offload ? [] : [napi ? '--napi-thread' : '--no-napi-thread'])];
+  const MODES: Array<[offload: boolean, writer: boolean, napi: boolean, uring: boolean]> = [
+    [true, true, false, true], [false, true, true, false], [true, false, true, false], [false, false, false, false],
+  ];
+  for (const [offload, writer, napi, uring] of MODES) {
+    const mode = `${offload ? 'offload' : 'no-offload'}, ${writer ? `writer thread${uring ? ' (io_uring)' : ''}` : 'no writer thread'}, ${napi ? 'NAPI thread' : 'no NAPI thread'}`;
+    const args = [
+      ...(writer ? [] : ['--no-writer-thread']), ...(writer && !uring ? ['--no-io-uring'] : []),
+      ...(napi === !offload ? [] : [napi ? '--napi-thread' : '--no-napi-thread']),
+    ];
     const checkThread = (gw: { process: { stderr: { text(): string } } }) => {
       const log = gw.process.stderr.text();
       assert.is(WRITES_ON_THREAD.test(log), writer, `writes ${writer ? '' : 'not '}on a second thread:\n${log}`);
+      assert.is(THROUGH_URING.test(log), uring, `writes ${uring ? '' : 'not '}through io_uring:\n${log}`);
       assert.not.match(log, /writer:/, 'the writer thread started and never failed');
       assert.is(NAPI_THREAD.test(log), napi, `${napi ? '' : 'no '}NAPI thread:\n${log}`);
       assert.not.match(log, /napi:/, 'no NAPI warning');

@@ -7,7 +7,7 @@ export const USAGE = `Usage: wasmvs <command> [options]
 
 Commands:
   gateway --rules FILE | --keepalived FILE [--tun NAME] [--control PATH] [--no-offload] [--mtu N]
-          [--writer-thread | --no-writer-thread] [--napi-thread | --no-napi-thread]
+          [--writer-thread | --no-writer-thread] [--napi-thread | --no-napi-thread] [--no-io-uring]
           [--real-server-iface IFACE]... [--arp-iface IFACE]... [--conn-capacity N]
           [--ftp-ports LIST] [--verbose] [--log-format text|json]
       The director (root): a TUN device (default wvs0) owns the VIPs of FILE (ipvsadm-save
@@ -31,6 +31,8 @@ Commands:
         --napi-thread           the kernel receives written packets in a NAPI kernel thread,
                                 in batches through GRO, instead of inside each write(2)
                                 (default with --no-offload; --no-napi-thread turns it off)
+        --no-io-uring           the writer thread makes a write(2) per packet instead of one
+                                io_uring_enter per batch (io_uring is used where the kernel has it)
         --real-server-iface IF  real servers' replies are those arriving on IF (repeatable),
                                 instead of those from the real servers' addresses
         --arp-iface IF          answer ARP for the VIPs on IF (proxy neighbour entries)

@@ -45,6 +45,9 @@ export const CTL_TAIL = 1; // regions written and released by the writer
 export const CTL_STOP = 2; // set by stop(): the writer drains what is queued and exits
 export const CTL_FAIL_ERRNO = 3; // first errno meaning the TUN is gone (EBADFD, EIO)
 export const CTL_READY = 4; // set by the writer once write() is declared
+export const CTL_URING = 5; // set by the writer: URING_ON (one io_uring_enter per region) or URING_OFF (write(2))
+export const URING_ON = 1;
+export const URING_OFF = 2;
 const CONTROL_INTS = 8; // 32 bytes, so the u64 statistics that follow are aligned
 export const STAT_TX_PACKETS = 0;
 export const STAT_TX_ERRORS = 1;
@@ -72,6 +75,8 @@ export interface WriterWorkerData {
   slotSize: number;
   /** Byte offset in `memory` of each ring slot. */
   slotOffsets: number[];
+  /** Write each region with io_uring (one io_uring_enter for all its packets) where the kernel allows. */
+  ioUring: boolean;
 }
 
 export interface WriterOptions {
@@ -83,6 +88,13 @@ export interface WriterOptions {
   slots: readonly Uint8Array[];
   /** Slots per region: a batch's read slots and its answer slots. */
   regionSlots: number;
+  /**
+   * Submit each region's writes as one io_uring_enter (uring.ts) instead of a write(2) per
+   * packet, falling back to write(2) where io_uring is refused (default false). Only for a
+   * descriptor whose writes never block and are never short, such as a TUN: io_uring would
+   * hand a blocking write to a kernel worker and may write part of it.
+   */
+  ioUring?: boolean;
 }
 
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
@@ -152,6 +164,7 @@ export class WriterThread {
     const data: WriterWorkerData = {
       fd, memory, control, controlInts: CONTROL_INTS, statsOffset, countsOffset, indicesOffset, sizesOffset,
       regions: WRITER_REGIONS, regionSlots, slotCount, slotSize, slotOffsets: slots.map((s) => s.byteOffset),
+      ioUring: options.ioUring ?? false,
     };
     const worker = new Worker(workerEntry(), { workerData: data, stdout: false, stderr: false });
     const writer = new WriterThread(worker, control, data);
@@ -167,6 +180,11 @@ export class WriterThread {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     return writer;
+  }
+
+  /** Whether the writer submits its writes through io_uring (false: write(2), asked or fallen back to). */
+  get ioUring(): boolean {
+    return Atomics.load(this.ctl, CTL_URING) === URING_ON;
   }
 
   /** Set once the writer cannot write any more (it died, or the TUN is gone). */
