@@ -85,6 +85,11 @@ async function readUntil(
   return false;
 }
 
+/** The echo reply PEER sends to NS_ADDR's echo request `req` (same identifier, sequence and data). */
+function echoReplyTo(req: Uint8Array): Uint8Array {
+  return icmpPacket({ src: PEER, dst: NS_ADDR, type: 0, rest: (req[24] << 24 | req[25] << 16 | req[26] << 8 | req[27]) >>> 0, body: req.subarray(28) });
+}
+
 function exited(child: ChildProcess, timeoutMs: number): Promise<number | null> {
   return new Promise((resolve) => {
     if (child.exitCode !== null) return resolve(child.exitCode);
@@ -152,10 +157,7 @@ if (!IS_ROOT || !PING) {
       assert.ok(memory.subarray(0, at).every((b, i) => i < 1000 ? b === 0xa5 : true));
       assert.ok(memory.subarray(at + req.length, at + 1536).every((b) => b === 0xa5), 'nothing written past the packet');
 
-      const reply = icmpPacket({
-        src: PEER, dst: NS_ADDR, type: 0,
-        rest: (req[24] << 24 | req[25] << 16 | req[26] << 8 | req[27]) >>> 0, body: req.subarray(28),
-      });
+      const reply = echoReplyTo(req);
       slots[5].set(reply);
       sizes[5] = reply.length;
       assert.is(dev.write(slots, sizes, Uint32Array.of(5), 1), 1);
@@ -187,7 +189,7 @@ if (!IS_ROOT || !PING) {
         return true;
       }), 'the echo request reached read()');
       const r = req as Uint8Array;
-      const reply = icmpPacket({ src: PEER, dst: NS_ADDR, type: 0, rest: (r[24] << 24 | r[25] << 16 | r[26] << 8 | r[27]) >>> 0, body: r.subarray(28) });
+      const reply = echoReplyTo(r);
       slots[1].set(reply);
       sizes[1] = reply.length;
       assert.is(dev.write(slots, sizes, Uint32Array.of(1), 1), 1);
@@ -206,9 +208,10 @@ if (!IS_ROOT || !PING) {
     const name = uniqueName();
     const script = `import { TunDevice } from ${JSON.stringify(new URL('../host/gateway/tun.ts', import.meta.url).pathname)};
       const d = TunDevice.open({ name: ${JSON.stringify(name)}, offload: false, napi: true });
-      console.log(JSON.stringify(d.napiThreaded)); await d.close();`;
+      console.log(JSON.stringify([d.napiThreaded, d.napiProblem])); await d.close();`;
     const out = execFileSync('unshare', ['-n', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
-    const why = JSON.parse(out.trim()) as unknown;
+    const [threaded, why] = JSON.parse(out.trim()) as [boolean, unknown];
+    assert.is(threaded, false);
     assert.type(why, 'string');
     assert.match(why as string, new RegExp(`/sys/class/net/${name}`));
   });

@@ -222,11 +222,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     const text = options.rules ?? readRules(options.rulesFile as string);
     const rules = parseRules(text); // refuses a bad file before anything changes
-    if (options.ioUring !== undefined && typeof options.ioUring !== 'boolean') {
-      throw new WasmvsError('WASMVS_BAD_OPTION', `ioUring must be true or false, got ${String(options.ioUring)}`);
-    }
-    if (options.napiThread !== undefined && typeof options.napiThread !== 'boolean') {
-      throw new WasmvsError('WASMVS_BAD_OPTION', `napiThread must be true or false, got ${String(options.napiThread)}`);
+    for (const flag of ['writerThread', 'napiThread', 'ioUring'] as const) {
+      const v = options[flag];
+      if (v !== undefined && typeof v !== 'boolean') throw new WasmvsError('WASMVS_BAD_OPTION', `${flag} must be true or false, got ${String(v)}`);
     }
     if (!options.device && !hasNetAdmin()) throw new WasmvsError('WASMVS_NOT_ROOT', 'the gateway needs root (CAP_NET_ADMIN) to create its TUN device and routes');
     // The control socket is claimed next: a live gateway holding it refuses this one before
@@ -281,7 +279,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const offload = options.offload ?? true;
     const napi = options.napiThread ?? !offload;
     const device = TunDevice.open({ name: tun, offload, napi });
-    if (typeof device.napiThreaded === 'string') log.warn('napi', `${device.napiThreaded}; the kernel receives written packets inside each write()`);
+    if (device.napiProblem !== undefined) log.warn('napi', `${device.napiProblem}; the kernel receives written packets inside each write()`);
     return { device, hostnet };
   }
 
@@ -295,7 +293,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.batch = Math.max(1, device.batchSize);
     this.regionSlots = this.batch * 2;
     const writerThread = options.writerThread ?? DEFAULT_WRITER_THREAD;
-    if (typeof writerThread !== 'boolean') throw new WasmvsError('WASMVS_BAD_OPTION', `writerThread must be true or false, got ${String(writerThread)}`);
     const regions = writerThread && device.fd !== undefined ? WRITER_REGIONS : 1;
     const slotSize = device.headerLen > 0 ? OFFLOAD_SLOT : Math.ceil(((options.mtu ?? 1500) + device.headerLen) / 64) * 64;
     this.engine = new Engine({
@@ -418,7 +415,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   private napiThreaded(): boolean {
-    return this.device instanceof TunDevice && this.device.napiThreaded === true;
+    return this.device instanceof TunDevice && this.device.napiThreaded;
   }
 
   /** Stops forwarding, closes the device and removes everything the gateway added to the host. */

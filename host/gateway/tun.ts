@@ -229,7 +229,7 @@ export interface TunOptions {
    * Threaded NAPI (IFF_NAPI, then /sys/class/net/NAME/threaded = 1): written packets are
    * received by the kernel in a kernel thread, in batches through GRO, not inside write().
    * Default false. Where the kernel refuses either step the device works without it and
-   * `napiThreaded` says why.
+   * `napiProblem` says why.
    */
   napi?: boolean;
 }
@@ -246,11 +246,10 @@ export class TunDevice implements Device {
    * UDP segmentation offload (6.2+), 'uso4', 'uso6'. Empty without offload.
    */
   readonly offloads: readonly string[];
-  /**
-   * With `napi`: true when written packets go to a NAPI kernel thread, or why not (the kernel
-   * refused IFF_NAPI or the threaded switch). false when `napi` was not asked for.
-   */
-  readonly napiThreaded: true | false | string;
+  /** Whether written packets go to a NAPI kernel thread (`napi` asked for and taken). */
+  readonly napiThreaded: boolean;
+  /** Why `napi` was asked for and the thread is not on (the kernel refused a step), else undefined. */
+  readonly napiProblem: string | undefined;
 
   private readonly lib: Libc;
   private handle: number;
@@ -264,9 +263,10 @@ export class TunDevice implements Device {
   private failureText: string | undefined;
   private readonly counts: DeviceStats = { rxPackets: 0, txPackets: 0, rxErrors: 0, txErrors: 0 };
 
-  private constructor(lib: Libc, fd: number, wakeFd: number, name: string, offload: boolean, offloads: string[], batchSize: number, napiThreaded: true | false | string) {
+  private constructor(lib: Libc, fd: number, wakeFd: number, name: string, offload: boolean, offloads: string[], batchSize: number, napi: true | false | string) {
     this.lib = lib;
-    this.napiThreaded = napiThreaded;
+    this.napiThreaded = napi === true;
+    this.napiProblem = typeof napi === 'string' ? napi : undefined;
     this.handle = fd;
     this.wakeFd = wakeFd;
     this.name = name;
